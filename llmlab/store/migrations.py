@@ -1,0 +1,85 @@
+"""Append-only, named schema migrations, recorded in ``_llmlab_migrations``.
+
+Never edit a released migration: add ``m00N_<what>`` below and append it to ``MIGRATIONS``.
+Each runs inside the write lease's transaction, so a crash leaves the schema as it was.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Callable
+
+import duckdb
+
+from ..errors import MigrationError
+from .schema import COLUMNS
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
+    # The column list of schema v1 is frozen here on purpose: later columns arrive by migration.
+    cols = ",\n  ".join(f"{name} {typ}" for name, typ in COLUMNS if name not in _ADDED_LATER)
+    con.execute(
+        f"CREATE TABLE requests (\n  {cols},\n  PRIMARY KEY (request_id)\n)"
+    )
+    con.execute(
+        """CREATE TABLE _llmlab_flushes (
+             flushed_at TIMESTAMPTZ NOT NULL,
+             pid INTEGER,
+             segments INTEGER,
+             records BIGINT,
+             inserted BIGINT,
+             duplicates BIGINT,
+             corrupt_lines BIGINT,
+             oldest_record_at TIMESTAMPTZ
+           )"""
+    )
+
+
+# Columns of COLUMNS introduced by a later migration (none yet): m001 must not create them.
+_ADDED_LATER: set[str] = set()
+
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("m001_initial", m001_initial),
+]
+
+
+def applied(con: duckdb.DuckDBPyConnection) -> list[str]:
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS _llmlab_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)"
+    )
+    return [r[0] for r in con.execute("SELECT name FROM _llmlab_migrations ORDER BY name").fetchall()]
+
+
+def pending(con: duckdb.DuckDBPyConnection) -> list[str]:
+    done = set(applied(con))
+    return [name for name, _ in MIGRATIONS if name not in done]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply every pending migration in order; return the names applied."""
+    done = set(applied(con))
+    known = {name for name, _ in MIGRATIONS}
+    unknown = done - known
+    if unknown:
+        raise MigrationError(
+            f"the store was written by a newer llmlab (migrations {sorted(unknown)} are unknown "
+            "to this version); upgrade llmlab"
+        )
+    ran = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        try:
+            con.execute("BEGIN TRANSACTION")
+            fn(con)
+            con.execute(
+                "INSERT INTO _llmlab_migrations VALUES (?, ?)", [name, datetime.now(timezone.utc)]
+            )
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise MigrationError(f"migration {name} failed: {exc}") from exc
+        ran.append(name)
+    return ran
