@@ -15,7 +15,7 @@ import sys
 from ..errors import LLMLabError
 
 # Command modules, in --help order. Add a module here to add a command.
-COMMAND_MODULES = ["demo", "export", "flush"]
+COMMAND_MODULES = ["demo", "export", "flush", "invoice"]
 
 
 def build_parser() -> argparse.ArgumentParser:
