@@ -11,11 +11,13 @@ docs/developers/storage.md explains the design and its invariants.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
 
 from ..paths import DB_FILENAME, JOURNAL_DIRNAME, resolve_home
+from . import rollup
 from .flush import FlushResult, flush
 from .journal import Backlog, JournalWriter, backlog
 from .lease import read_lease, write_lease
@@ -94,9 +96,16 @@ class Store:
         self.ensure()
         return read_lease(self.db_path, timeout=self.lock_timeout)
 
+    @contextlib.contextmanager
     def write(self):
+        """A short write lease. If the block changes ``requests`` without keeping the rollup in
+        step (``rollup.add`` / ``rollup.touch``), the helpers read ``requests`` until the next
+        flush rebuilds the rollup (llmlab/store/rollup.py)."""
         self.ensure()
-        return write_lease(self.db_path, timeout=self.lock_timeout)
+        with write_lease(self.db_path, timeout=self.lock_timeout) as con:
+            rollup.begin_write(con)
+            yield con
+            rollup.end_write(con)
 
     def backlog(self) -> Backlog:
         return backlog(self.journal_dir)

@@ -168,9 +168,17 @@ class JournalWriter:
     def _sync_loop(self) -> None:
         while not self._stop.wait(self.fsync_interval):
             with self._lock:
-                if self._dirty and self._fd is not None:
-                    os.fsync(self._fd)
-                    self._dirty = False
+                if not self._dirty or self._fd is None:
+                    continue
+                # fsync a duplicate outside the lock: a group fsync can take milliseconds and
+                # appends (the request path) must not wait for it. The duplicate keeps the file
+                # open even if the segment is sealed meanwhile.
+                fd = os.dup(self._fd)
+                self._dirty = False
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def close(self) -> None:
         with self._lock:

@@ -37,11 +37,50 @@ def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-# Columns of COLUMNS introduced by a later migration (none yet): m001 must not create them.
-_ADDED_LATER: set[str] = set()
+# Columns of COLUMNS introduced by a later migration: m001 must not create them.
+_M002_COLUMNS = ("message_id", "provider_request_id", "log_session_id", "cwd", "git_branch",
+                 "is_sidechain", "agent_version", "speed", "recorded_cost_usd",
+                 "calculated_cost_usd", "log_file", "log_line")
+_ADDED_LATER: set[str] = set(_M002_COLUMNS)
+
+
+def m002_claude_code_import(con: duckdb.DuckDBPyConnection) -> None:
+    """Agent-log provenance columns and the record of imported log files.
+
+    ``_llmlab_log_files`` remembers how far each log file has been read (bytes and lines up to
+    the last complete line) with its size and mtime, so a re-import reads only what is new.
+    """
+    types = dict(COLUMNS)
+    for name in _M002_COLUMNS:  # frozen here: later columns arrive by later migrations
+        con.execute(f"ALTER TABLE requests ADD COLUMN {name} {types[name]}")
+    con.execute(
+        """CREATE TABLE _llmlab_log_files (
+             path VARCHAR PRIMARY KEY,
+             source VARCHAR NOT NULL,
+             size BIGINT,
+             mtime_ns BIGINT,
+             consumed_bytes BIGINT,
+             consumed_lines BIGINT,
+             tail_hash VARCHAR,
+             entries BIGINT,
+             dropped_lines BIGINT,
+             imported_at TIMESTAMPTZ
+           )"""
+    )
+
+
+def m003_rollup(con: duckdb.DuckDBPyConnection) -> None:
+    """15-minute pre-aggregates the query helpers read (llmlab/store/rollup.py), filled from
+    the rows already stored."""
+    from . import rollup
+
+    rollup.create(con)
+
 
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_initial", m001_initial),
+    ("m002_claude_code_import", m002_claude_code_import),
+    ("m003_rollup", m003_rollup),
 ]
 
 

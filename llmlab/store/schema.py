@@ -51,6 +51,19 @@ COLUMNS: list[tuple[str, str]] = [
     ("metadata", "JSON"),
     ("request_body", "JSON"),
     ("response_body", "JSON"),
+    # Added by m002_claude_code_import: agent-log provenance (Claude Code's session logs).
+    ("message_id", "VARCHAR"),
+    ("provider_request_id", "VARCHAR"),
+    ("log_session_id", "VARCHAR"),
+    ("cwd", "VARCHAR"),
+    ("git_branch", "VARCHAR"),
+    ("is_sidechain", "BOOLEAN"),
+    ("agent_version", "VARCHAR"),
+    ("speed", "VARCHAR"),
+    ("recorded_cost_usd", "DECIMAL(18,12)"),
+    ("calculated_cost_usd", "DECIMAL(18,12)"),
+    ("log_file", "VARCHAR"),
+    ("log_line", "BIGINT"),
 ]
 COLUMN_NAMES = [name for name, _ in COLUMNS]
 COLUMN_TYPES = dict(COLUMNS)
@@ -99,6 +112,18 @@ class UsageRecord:
     metadata: dict[str, Any] | None = None
     request_body: Any = None
     response_body: Any = None
+    message_id: str | None = None
+    provider_request_id: str | None = None
+    log_session_id: str | None = None
+    cwd: str | None = None
+    git_branch: str | None = None
+    is_sidechain: bool | None = None
+    agent_version: str | None = None
+    speed: str | None = None
+    recorded_cost_usd: Decimal | None = None
+    calculated_cost_usd: Decimal | None = None
+    log_file: str | None = None
+    log_line: int | None = None
 
     def finalize_totals(self) -> "UsageRecord":
         """Fill ``total_tokens`` from the additive parts when it is not known."""
