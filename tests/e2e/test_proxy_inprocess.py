@@ -1,0 +1,122 @@
+"""The extension inside pytest-jupyter's server (base_url ``/a%40b/``): routes join base_url,
+every route needs the token, and an offline call is recorded with its body (store_bodies=on)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from tornado.httpclient import HTTPClientError
+from traitlets.config import Config
+
+from pytest_jupyter.jupyter_server import *  # noqa: F401,F403 - the jp_* fixtures, this module only
+
+from llmlab.store import Store
+
+
+@pytest.fixture
+def jp_server_config(llmlab_home):
+    return Config({"ServerApp": {"jpserver_extensions": {"llmlab": True}},
+                   "LLMLabApp": {"store_bodies": "on", "flush_interval": 0.1,
+                                 "default_project": "inproc"}})
+
+
+def fetch(loop, jp_fetch, *parts, **kw):
+    return loop.run_until_complete(jp_fetch(*parts, **kw))
+
+
+def test_routes_are_under_base_url_and_answer(jp_asyncio_loop, jp_fetch, jp_base_url, jp_serverapp):
+    assert jp_base_url == "/a%40b/"
+    r = fetch(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "models")
+    assert r.effective_url.split("127.0.0.1", 1)[1].split("/", 1)[1].startswith("a%40b/llmlab/v1/models")
+    ids = [m["id"] for m in json.loads(r.body)["data"]]
+    assert ids == ["llmlab/offline", "llmlab/offline-embedding"]
+    health = json.loads(fetch(jp_asyncio_loop, jp_fetch, "llmlab", "api", "health").body)
+    assert health["body_storage"] == "on" and health["default_project"] == "inproc"
+
+
+def test_offline_chat_is_recorded_with_its_body(jp_asyncio_loop, jp_fetch, llmlab_home, jp_serverapp):
+    body = {"model": "llmlab/offline", "messages": [{"role": "user", "content": "count my words"}]}
+    r = fetch(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "chat", "completions", method="POST",
+              body=json.dumps(body), headers={"X-LLMLab-User": "ana"})
+    answer = json.loads(r.body)
+    request_id = r.headers["X-LLMLab-Request-Id"]
+    assert float(r.headers["X-LLMLab-Overhead-Ms"]) >= 0
+    store = Store(llmlab_home)
+    row = None
+    for _ in range(100):
+        if store.db_path.exists():
+            with store.read() as con:
+                cur = con.execute("SELECT * FROM requests WHERE request_id = ?", [request_id])
+                got = cur.fetchone()
+                if got:
+                    row = dict(zip([d[0] for d in cur.description], got))
+                    break
+        time.sleep(0.1)
+    assert row is not None
+    assert json.loads(row["request_body"]) == body
+    assert json.loads(row["response_body"])["choices"][0]["message"]["content"] == \
+        answer["choices"][0]["message"]["content"]
+    assert (row["project"], row["user_id"], row["cost_usd"]) == ("inproc", "ana", 0)
+    assert row["input_tokens"] == answer["usage"]["prompt_tokens"]
+
+
+def test_errors_keep_openai_shape(jp_asyncio_loop, jp_fetch, jp_serverapp):
+    with pytest.raises(HTTPClientError) as exc:
+        fetch(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "embeddings", method="POST",
+              body=json.dumps({"model": "llmlab/offline", "input": "x"}))
+    assert exc.value.code == 400
+    err = json.loads(exc.value.response.body)["error"]
+    assert (err["code"], err["param"]) == ("model_not_supported", "model")
+    with pytest.raises(HTTPClientError) as exc:
+        fetch(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "models", headers={"Authorization": ""})
+    assert exc.value.code == 403
+    assert json.loads(exc.value.response.body)["error"]["type"] == "permission_error"
+
+
+class TestBrokenConfig:
+    """A broken routing file keeps Jupyter up; the proxy answers every call with the reason."""
+
+    @pytest.fixture
+    def jp_server_config(self, tmp_path):
+        bad = tmp_path / "config.yaml"
+        bad.write_text("model_list:\n  - model_name: x\n")
+        return Config({"ServerApp": {"jpserver_extensions": {"llmlab": True}},
+                       "LLMLabApp": {"config_file": str(bad)}})
+
+    def test_calls_get_503_with_the_reason_and_health_says_so(self, jp_asyncio_loop, jp_fetch, jp_serverapp):
+        with pytest.raises(HTTPClientError) as exc:
+            fetch(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "chat", "completions", method="POST",
+                  body=json.dumps({"model": "llmlab/offline", "messages": [{"role": "user", "content": "x"}]}))
+        assert exc.value.code == 503
+        err = json.loads(exc.value.response.body)["error"]
+        assert err["code"] == "config_error" and "model_list[0]: litellm_params.model" in err["message"]
+        health = json.loads(fetch(jp_asyncio_loop, jp_fetch, "llmlab", "api", "health").body)
+        assert health["status"] == "error" and "litellm_params.model" in health["config_error"]
+
+
+def test_hooks_can_refuse_before_forwarding_and_see_every_record(jp_asyncio_loop, jp_fetch, jp_serverapp):
+    """The seam later policy features (budgets, rate limits, keys) plug into."""
+    from llmlab.errors import ProxyError
+
+    seen = []
+
+    class Budget:
+        async def before_forward(self, call):
+            if call.attribution.project == "broke":
+                raise ProxyError("monthly budget exhausted", status=429,
+                                 error_type="rate_limit_error", code="budget_exceeded")
+
+        def after_record(self, call, record):
+            seen.append((record.project, record.status_code, record.error_type))
+
+    jp_serverapp.web_app.settings["llmlab_proxy"].hooks.append(Budget())
+    body = json.dumps({"model": "llmlab/offline", "messages": [{"role": "user", "content": "x"}]})
+    fetch(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "chat", "completions", method="POST", body=body)
+    with pytest.raises(HTTPClientError) as exc:
+        fetch(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "chat", "completions", method="POST",
+              body=body, headers={"X-LLMLab-Project": "broke"})
+    assert exc.value.code == 429
+    assert json.loads(exc.value.response.body)["error"]["code"] == "budget_exceeded"
+    assert seen == [("inproc", 200, None), ("broke", 429, "budget_exceeded")]
