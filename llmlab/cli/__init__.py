@@ -15,7 +15,7 @@ import sys
 from ..errors import LLMLabError
 
 # Command modules, in --help order. Add a module here to add a command.
-COMMAND_MODULES = ["demo", "export", "flush", "invoice"]
+COMMAND_MODULES = ["demo", "export", "flush", "invoice", "importer", "report", "statusline"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="llmlab: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["statusline"]:
+        # Claude Code runs this after every message: do not import the other commands.
+        from . import statusline
+
+        return statusline.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
