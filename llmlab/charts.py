@@ -387,16 +387,10 @@ _EMBED_OPTIONS = {"actions": False, "renderer": "svg"}
 def jupyter_chart(chart_or_spec) -> alt.JupyterChart:
     """An offline ``alt.JupyterChart`` (no CDN) for an altair chart or a builder's ``.spec``.
     SVG rendering keeps the marks crisp and addressable; the vega-embed menu is off."""
-    _offline()
+    from ._offline_vega import chart_class
+
     if isinstance(chart_or_spec, dict):
         chart = alt.Chart.from_dict(chart_or_spec)
     else:
         chart = chart_or_spec
-    return alt.JupyterChart(chart, embed_options=dict(_EMBED_OPTIONS))
-
-
-@functools.cache
-def _offline() -> None:
-    # Bundles vega + vega-lite + vega-embed from vl-convert into the widget's ES module (~1 MB,
-    # a few seconds, once per process).
-    alt.JupyterChart.enable_offline()
+    return chart_class()(chart, embed_options=dict(_EMBED_OPTIONS))

@@ -181,3 +181,21 @@ def test_jupyter_chart_is_offline_and_reports_selections(lab):
     # What the browser sends when a bar of gpt-4o is clicked:
     widget._vl_selections = {"pick": {"value": {"vlPoint": {"or": [{"model": "gpt-4o"}]}}, "store": []}}
     assert seen == [[{"model": "gpt-4o"}]]
+
+
+def test_the_offline_bundle_is_built_once_and_reused_by_later_kernels(tmp_path):
+    import subprocess
+    import sys
+
+    probe = ("import altair as alt, pandas as pd, llmlab.charts as ch; "
+             "w = ch.jupyter_chart(alt.Chart(pd.DataFrame({'a': [1]})).mark_bar().encode(x='a:Q')); "
+             "print(type(w).__name__, len(w._esm), 'esm.sh' in w._esm)")
+    env = {**__import__("os").environ, "LLMLAB_HOME": str(tmp_path / "home")}
+    first = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    cached = list((tmp_path / "home" / "cache").glob("vega-offline-*.js"))
+    assert len(cached) == 1 and "esm.sh" not in cached[0].read_text(encoding="utf-8")
+    second = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    name1, size1, cdn1 = first.stdout.split()
+    name2, size2, cdn2 = second.stdout.split()
+    assert (name1, name2) == ("JupyterChart", "OfflineJupyterChart")   # built, then read back
+    assert size1 == size2 and cdn1 == cdn2 == "False"
