@@ -447,8 +447,8 @@ def test_claude_code_tab_shows_the_active_block_and_sessions(tmp_path):
     usage = {"input_tokens": 1200, "output_tokens": 300, "cache_read_input_tokens": 5000,
              "cache_creation_input_tokens": 800}
     (folder / "old-session.jsonl").write_text("\n".join([
-        _claude_line(now - timedelta(days=2), "m1", "old-session", usage),
-        _claude_line(now - timedelta(days=2, minutes=-5), "m2", "old-session", usage)]) + "\n")
+        _claude_line(now - timedelta(days=10), "m1", "old-session", usage),
+        _claude_line(now - timedelta(days=10, minutes=-5), "m2", "old-session", usage)]) + "\n")
     (folder / "live-session.jsonl").write_text("\n".join([
         _claude_line(now - timedelta(minutes=40), "m3", "live-session", usage),
         _claude_line(now - timedelta(minutes=10), "m4", "live-session", usage)]) + "\n")
@@ -466,7 +466,8 @@ def test_claude_code_tab_shows_the_active_block_and_sessions(tmp_path):
     assert [r["entries"] for r in claude.blocks.widget.rows] == ["2", "2"]   # newest block first
     assert {r["session_id"] for r in claude.sessions.widget.rows} == {"live-ses", "old-sess"}
     assert claude.body.layout.display == "flex" and claude.note.value == ""
-    dash.controls.range.value = "today"                                     # the old block leaves
+    # The old block leaves; "7d" rather than "today", which excludes the live block just after midnight.
+    dash.controls.range.value = "7d"
     assert len(claude.blocks.widget.rows) == 1 and "Projected" in claude.active.value
 
 
