@@ -9,7 +9,9 @@
      ├── PricingError           a price override is malformed
      ├── ProxyError             a proxied call failed; carries an HTTP status and OpenAI error type
      │    ├── BadRequestError   malformed or invalid request (4xx)
-     │    └── UpstreamError     the provider failed, timed out or could not be reached
+     │    ├── UpstreamError     the provider failed, timed out or could not be reached
+     │    ├── BudgetExceededError  a hard budget is spent (429 insufficient_quota)
+     │    └── RateLimitedError  a key's requests/tokens per minute are used up (429, Retry-After)
      ├── LogImportError         usage logs (e.g. Claude Code's) could not be imported
      └── InvoiceError           invoice parameters or data are wrong
 
@@ -92,6 +94,20 @@ class UpstreamError(ProxyError):
 
     status = 502
     error_type = "upstream_error"
+
+
+class BudgetExceededError(ProxyError):
+    """A hard budget is spent: the call is refused (``.entry``: the budget's ledger entry)."""
+
+    status = 429
+    error_type = "insufficient_quota"
+
+
+class RateLimitedError(ProxyError):
+    """A virtual key's requests or tokens per minute are used up (``.headers``: Retry-After)."""
+
+    status = 429
+    error_type = "rate_limit_error"
 
 
 class LogImportError(LLMLabError):

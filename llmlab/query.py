@@ -372,6 +372,40 @@ class Lab:
         """Ingest whatever waits in the journal now (normally the server does this)."""
         return self.store.flush()
 
+    # -- keys and budgets (llmlab/policy/, docs/users/budgets.md) -------------------------
+    @property
+    def keys(self):
+        """Virtual keys: ``lab.keys.create(project=...)``, ``.list()``, ``.revoke(id)``, ``.rotate(id)``."""
+        from .policy.report import Keys
+
+        return Keys(self.store)
+
+    def budgets(self, at=None) -> pd.DataFrame:
+        """Every budget with spent, remaining, burn rate and projection in the period holding
+        ``at`` (default now), including calls still waiting in the journal."""
+        from .policy.report import budgets_frame
+
+        return budgets_frame(self.store, at)
+
+    def set_budget(self, scope: str, target: str, limit_usd: float, period="month", *,
+                   hard: bool = False, thresholds=None):
+        """Create or update the budget of a ``'key'``, ``'project'`` or ``'client'``."""
+        from .policy.registry import set_budget
+
+        return set_budget(self.store, scope, target, limit_usd, period, hard=hard,
+                          thresholds=thresholds)
+
+    def delete_budget(self, budget_id: str) -> None:
+        from .policy.registry import delete_budget
+
+        delete_budget(self.store, budget_id)
+
+    def alerts(self, since=None, budget_id: str | None = None) -> pd.DataFrame:
+        """Budget alerts fired (once per budget, period and threshold), newest first."""
+        from .policy.report import alerts_frame
+
+        return alerts_frame(self.store, since, budget_id)
+
 
 _REPORT_TOKENS = ["input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens",
                   "total_tokens"]

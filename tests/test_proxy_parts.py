@@ -308,6 +308,8 @@ def test_fast_journal_line_equals_the_usage_records_own(mode):
         slow = call.to_record(pricer, mode).to_json_line()
         assert json.loads(fast) == json.loads(slow)
         assert fast.endswith(b"\n") and fast.count(b"\n") == 1
+        rec, line = call.record_and_line(pricer, mode)   # the path taken when hooks listen
+        assert line == fast and rec == call.to_record(pricer, mode)
 
 
 def test_request_ids_are_random_version_4_uuids():

@@ -51,7 +51,8 @@ def test_from_a_blank_file(tmp_path, blank):
             "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()}
     assert [a[0] for a in applied] == ALL
     assert all(isinstance(a[1], datetime) for a in applied)
-    assert {"requests", "_llmlab_migrations", "_llmlab_flushes", "_llmlab_rollup"} <= tables
+    assert {"requests", "_llmlab_migrations", "_llmlab_flushes", "_llmlab_rollup",
+            "api_keys", "budgets", "budget_alerts"} <= tables
     # Idempotent: a second run (and a fresh Store object) changes nothing.
     assert store.migrate() == []
     assert Store(tmp_path / "s").migrate() == []
@@ -84,8 +85,11 @@ def test_from_every_earlier_schema(tmp_path, upto):
     totals = lab.totals()
     assert totals.loc[0, "requests"] == 2 and totals.loc[0, "unpriced"] == 1
     assert totals.loc[0, "errors"] == 1 and totals.loc[0, "total_tokens"] == 17
-    with store.read() as con:  # the rollup was filled from the rows already there
-        assert con.execute("SELECT covered FROM _llmlab_rollup_state").fetchall() == [(2,)]
+    if upto <= ALL.index("m003_rollup"):
+        with store.read() as con:  # the rollup was filled from the rows already there
+            assert con.execute("SELECT covered FROM _llmlab_rollup_state").fetchall() == [(2,)]
+    # (Rows written by hand after m003 are a direct write the rollup does not cover yet; the
+    # helpers above read ``requests`` then, and the next flush rebuilds it.)
 
 
 def test_a_newer_store_is_refused(tmp_path):

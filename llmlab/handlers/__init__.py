@@ -3,9 +3,14 @@
     base.py    LLMLabHandler: every error answered once, in OpenAI's shape
     proxy.py   /llmlab/v1/chat/completions, /v1/embeddings, /v1/models
     api.py     /llmlab/api/health
+    metrics.py /llmlab/api/metrics (Prometheus text format)
+    policy_api.py  /llmlab/api/keys, /api/budgets, /api/alerts (keys and budgets for the dashboard)
+    keyauth.py     virtual-key (sk-llmlab-...) authentication, mixed into the proxy handlers only
 """
 
 from .api import HealthHandler
+from .metrics import MetricsHandler
+from .policy_api import ROUTES as POLICY_ROUTES
 from .proxy import ChatCompletionsHandler, EmbeddingsHandler, ModelHandler, ModelsHandler
 
 # Routes relative to the server's base_url (ExtensionApp prefixes it).
@@ -15,7 +20,9 @@ ROUTES = [
     (r"llmlab/v1/models", ModelsHandler),
     (r"llmlab/v1/models/(.+)", ModelHandler),
     (r"llmlab/api/health", HealthHandler),
+    (r"llmlab/api/metrics", MetricsHandler),
+    *POLICY_ROUTES,
 ]
 
 __all__ = ["ROUTES", "ChatCompletionsHandler", "EmbeddingsHandler", "ModelsHandler",
-           "ModelHandler", "HealthHandler"]
+           "ModelHandler", "HealthHandler", "MetricsHandler"]

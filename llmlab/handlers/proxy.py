@@ -21,12 +21,13 @@ from ..proxy.service import proxy_error_from
 from ..proxy.sse import DONE_EVENT, SSEFilter, sse_event
 from ..proxy.validation import check_chat, check_embeddings, parse_json_body
 from .base import LLMLabHandler, error_body
+from .keyauth import VirtualKeyAuthMixin
 
 HEADER_OVERHEAD = "X-LLMLab-Overhead-Ms"
 HEADER_REQUEST_ID = "X-LLMLab-Request-Id"
 
 
-class ProxyHandler(LLMLabHandler):
+class ProxyHandler(VirtualKeyAuthMixin, LLMLabHandler):
     endpoint = CHAT
 
     def initialize(self):
@@ -44,8 +45,11 @@ class ProxyHandler(LLMLabHandler):
         # Arrival = when tornado read the request line, so auth time counts as overhead.
         t0 = time.perf_counter() - max(0.0, time.time() - self.request._start_time)
         self._labels = llmlab_headers(self.request.headers)
-        return Call("/v1/" + self.endpoint,
+        call = Call("/v1/" + self.endpoint,
                     attribution_from_headers(self._labels, self.service.default_project), t0)
+        if self.llmlab_key is not None:   # authenticated by a virtual key (keyauth.py)
+            call.key_id = self.llmlab_key.key_id
+        return call
 
     def _check(self, body: dict) -> tuple[str, bool, bool]:
         if self.endpoint == EMBEDDINGS:
@@ -66,6 +70,7 @@ class ProxyHandler(LLMLabHandler):
             if svc.body_mode != "off":
                 call.request_body = body
             call.route = svc.resolve(model, self.endpoint)
+            call.extra = {"body": body}   # hooks estimate cost from it (policy/hook.py)
             await svc.before_forward(call)
             if "metadata" in body:   # llmlab's attribution, not the provider's business
                 body = {k: v for k, v in body.items() if k != "metadata"}
@@ -237,14 +242,14 @@ def _model_object(name: str, dep) -> dict:
     return {"id": name, "object": "model", "created": 0, "owned_by": dep.provider or "llmlab"}
 
 
-class ModelsHandler(LLMLabHandler):
+class ModelsHandler(VirtualKeyAuthMixin, LLMLabHandler):
     @tornado.web.authenticated
     def get(self):
         data = [_model_object(name, dep) for name, dep in self.service.router.listed()]
         self.finish({"object": "list", "data": data})
 
 
-class ModelHandler(LLMLabHandler):
+class ModelHandler(VirtualKeyAuthMixin, LLMLabHandler):
     @tornado.web.authenticated
     def get(self, name: str):
         for listed, dep in self.service.router.listed():

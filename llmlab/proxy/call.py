@@ -232,15 +232,25 @@ class Call:
     def journal_line(self, pricer, body_mode: str) -> bytes:
         """Exactly the line ``to_record(...).to_json_line()`` writes (tests/test_proxy_parts.py
         pins that), without building the dataclass first: this runs on every call's path."""
-        out = {}
-        for name, value in self.record_values(pricer, body_mode).items():
-            if value is None:
-                continue
-            if name in _JSON_TEXT:
-                value = _dumps(value)
-            elif name in _TIMES:
-                value = value.isoformat()
-            elif name == "cost_usd":
-                value = str(value)
-            out[name] = value
-        return (_dumps(out) + "\n").encode()
+        return _line_of(self.record_values(pricer, body_mode))
+
+    def record_and_line(self, pricer, body_mode: str) -> tuple[UsageRecord, bytes]:
+        """Both forms from one pass over the values (hooks want the record, the journal the
+        line; serialising the dataclass again would cost ~10 µs a call)."""
+        values = self.record_values(pricer, body_mode)
+        return UsageRecord(**values), _line_of(values)
+
+
+def _line_of(values: dict[str, Any]) -> bytes:
+    out = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if name in _JSON_TEXT:
+            value = _dumps(value)
+        elif name in _TIMES:
+            value = value.isoformat()
+        elif name == "cost_usd":
+            value = str(value)
+        out[name] = value
+    return (_dumps(out) + "\n").encode()

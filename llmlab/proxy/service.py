@@ -92,23 +92,27 @@ class ProxyService:
                     await result
 
     def record(self, call: Call):
-        """Journal the call's usage record (one write to the OS), once; never raises."""
+        """Journal the call's usage record (one write to the OS), once; never raises.
+
+        Hooks see the record even when the journal write failed: the call happened and cost
+        what it cost, so budgets must still settle it (and release its reservation)."""
         if call.recorded:
             return None
         call.recorded = True
         wants_record = [h.after_record for h in self.hooks if hasattr(h, "after_record")]
+        rec = None
         try:
             if wants_record:
-                rec = call.to_record(self.pricer, self.body_mode)
-                self.journal.append(rec)
+                rec, line = call.record_and_line(self.pricer, self.body_mode)
             else:
-                rec = None
-                self.journal.append(call.journal_line(self.pricer, self.body_mode))
+                line = call.journal_line(self.pricer, self.body_mode)
+            self.journal.append(line)
         except Exception:  # noqa: BLE001 - the answer must still reach the client
             self.journal_errors += 1
             self.log.exception("llmlab: could not journal the usage record of %s", call.request_id)
-            return None
         self._count(call)
+        if rec is None:
+            return None
         for fn in wants_record:
             try:
                 fn(call, rec)

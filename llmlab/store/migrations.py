@@ -77,10 +77,64 @@ def m003_rollup(con: duckdb.DuckDBPyConnection) -> None:
     rollup.create(con)
 
 
+def m004_keys_budgets_alerts(con: duckdb.DuckDBPyConnection) -> None:
+    """Virtual keys (only a hash of the secret), budgets, and the alerts they fired
+    (llmlab/policy/, docs/developers/budgets.md)."""
+    con.execute(
+        """CREATE TABLE api_keys (
+             key_id VARCHAR PRIMARY KEY,
+             prefix VARCHAR NOT NULL,
+             secret_hash VARCHAR NOT NULL,
+             name VARCHAR,
+             project VARCHAR NOT NULL,
+             client VARCHAR,
+             models VARCHAR[],
+             rpm INTEGER,
+             tpm BIGINT,
+             expires_at TIMESTAMPTZ,
+             created_at TIMESTAMPTZ NOT NULL,
+             rotated_at TIMESTAMPTZ,
+             revoked_at TIMESTAMPTZ
+           )"""
+    )
+    con.execute(
+        """CREATE TABLE budgets (
+             budget_id VARCHAR PRIMARY KEY,
+             scope VARCHAR NOT NULL,
+             target VARCHAR NOT NULL,
+             period VARCHAR NOT NULL,
+             period_seconds BIGINT,
+             limit_usd DECIMAL(18,6) NOT NULL,
+             hard BOOLEAN NOT NULL,
+             thresholds DOUBLE[],
+             created_at TIMESTAMPTZ NOT NULL,
+             updated_at TIMESTAMPTZ NOT NULL
+           )"""
+    )
+    con.execute(
+        """CREATE TABLE budget_alerts (
+             alert_id VARCHAR PRIMARY KEY,
+             budget_id VARCHAR NOT NULL,
+             scope VARCHAR NOT NULL,
+             target VARCHAR NOT NULL,
+             threshold DOUBLE NOT NULL,
+             spent_usd DOUBLE,
+             limit_usd DOUBLE,
+             period VARCHAR,
+             period_start TIMESTAMPTZ NOT NULL,
+             period_end TIMESTAMPTZ NOT NULL,
+             hard BOOLEAN,
+             fired_at TIMESTAMPTZ NOT NULL,
+             message VARCHAR
+           )"""
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_initial", m001_initial),
     ("m002_claude_code_import", m002_claude_code_import),
     ("m003_rollup", m003_rollup),
+    ("m004_keys_budgets_alerts", m004_keys_budgets_alerts),
 ]
 
 
