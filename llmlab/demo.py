@@ -79,8 +79,10 @@ def _pick(rng: random.Random, items, weights):
     return rng.choices(items, weights=weights, k=1)[0]
 
 
-def generate(*, days: int = 90, seed: int = 7, end: date | None = None, calls_per_weekday: int = 140):
-    """Yield demo UsageRecords, oldest first."""
+def generate(*, days: int = 90, seed: int = 7, end: date | None = None, calls_per_weekday: int = 140,
+             until: datetime | None = None):
+    """Yield demo UsageRecords, oldest first; none started after ``until`` (the random draws
+    stay the same, so the records before it do not depend on it)."""
     rng = random.Random(seed)
     pricebook = default_pricebook()
     end = end or datetime.now(timezone.utc).date()
@@ -98,8 +100,10 @@ def generate(*, days: int = 90, seed: int = 7, end: date | None = None, calls_pe
         n = max(0, int(rng.gauss(volume, volume * 0.15)))
         for _ in range(n):
             seq += 1
-            yield _one(rng, pricebook, day, seq, seed, model_weights, project_names, project_weights,
+            rec = _one(rng, pricebook, day, seq, seed, model_weights, project_names, project_weights,
                        store_bodies=conversations_left > 0 and rng.random() < 0.01)
+            if until is None or rec.started_at <= until:
+                yield rec
             if conversations_left > 0 and rng.random() < 0.01:
                 conversations_left -= 1
 
@@ -175,15 +179,19 @@ def _one(rng, pricebook, day, seq, seed, model_weights, project_names, project_w
 
 def seed_demo(store: Store, *, days: int = 90, seed: int = 7, end: date | None = None,
               progress: bool = True) -> dict:
-    """Journal the demo records and flush them; returns counts."""
+    """Journal the demo records and flush them; returns counts. A demo ending today stops at
+    the current time: a dashboard never shows calls from later today."""
     from tqdm.auto import tqdm
+
+    now = datetime.now(timezone.utc)
+    until = now if end is None or end >= now.date() else None
 
     writer = store.journal()
     n = 0
     bar = tqdm(total=days, desc="demo: journaling", unit="day", disable=not progress)
     last_day = None
     batch: list[bytes] = []
-    for rec in generate(days=days, seed=seed, end=end):
+    for rec in generate(days=days, seed=seed, end=end, until=until):
         batch.append(rec.to_json_line())
         n += 1
         d = rec.started_at.date()

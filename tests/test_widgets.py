@@ -21,7 +21,8 @@ from llmlab.demo import seed_demo
 from llmlab.store import Store, UsageRecord
 from llmlab.widgets import Dashboard, ViewState, as_xml, messages
 from llmlab.widgets import format as fmt
-from llmlab.widgets.extras import auto_columns, budget_alerts
+from llmlab.widgets.budgets import banner_lines, current_alerts
+from llmlab.widgets.extras import auto_columns
 from llmlab.widgets.server import empty_state_html, first_request_snippet
 
 TODAY = datetime.now(timezone.utc).date()
@@ -383,14 +384,20 @@ def test_empty_state_shows_the_snippet_for_this_server(tmp_path, monkeypatch):
 
 # -- budgets and Claude Code ------------------------------------------------------------------
 def test_sections_are_honest_about_missing_helpers(dash, lab):
-    for tab, helpers in ((3, ("budgets",)), (4, ("blocks", "sessions"))):
-        dash.tabs.selected_index = tab
-        shown = " ".join(ch.value for ch in _all_html(dash.tabs.children[tab]))
-        for name in helpers:
-            if hasattr(lab, name):
-                assert f"lab.{name}()" not in shown or "failed" in shown
-            else:
-                assert f"lab.{name}()" in shown and "not available" in shown
+    dash.tabs.selected_index = 4
+    shown = " ".join(ch.value for ch in _all_html(dash.tabs.children[4]))
+    for name in ("blocks", "sessions"):
+        if hasattr(lab, name):
+            assert f"lab.{name}()" not in shown or "failed" in shown
+        else:
+            assert f"lab.{name}()" in shown and "not available" in shown
+
+
+def test_budgets_tab_without_budgets_says_how_to_set_one(dash):
+    dash.tabs.selected_index = 3
+    shown = " ".join(ch.value for ch in _all_html(dash.tabs.children[3]))
+    assert "No budgets yet" in shown and "llmlab budgets set" in shown
+    assert dash.banner.layout.display == "none"
 
 
 def _all_html(widget):
@@ -401,12 +408,88 @@ def _all_html(widget):
         yield from _all_html(child)
 
 
-def test_budget_alerts_at_80_percent_or_projected_over():
-    frame = pd.DataFrame({"name": ["atlas", "acme", "docs"], "spent_usd": [85.0, 10.0, 50.0],
-                          "limit_usd": [100.0, 100.0, 100.0], "projected_usd": [120.0, 40.0, 130.0]})
-    alerts = budget_alerts(frame)
-    assert alerts == ["atlas: $85.00 of $100.00 spent (85%)",
-                      "docs: projected $130.00 against a limit of $100.00"]
+@pytest.fixture
+def budget_lab(demo_home, tmp_path):
+    """A copy of the demo store, so budgets set here stay out of the other tests."""
+    import shutil
+
+    shutil.copy(Store(demo_home).db_path, tmp_path / "usage.duckdb")
+    return llmlab.open(tmp_path)
+
+
+def _month_spend(lab, column: str, value: str) -> float:
+    """Proxied spend this calendar month until now: what a monthly budget counts."""
+    now = datetime.now(timezone.utc)
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return float(lab.sql(f"SELECT coalesce(sum(cost_usd), 0) AS s FROM requests WHERE {column} = ? "
+                         "AND source = 'proxy' AND started_at >= ? AND started_at < ?",
+                         [value, start, now])["s"][0])
+
+
+def test_budgets_tab_shows_spend_against_limit_and_the_banner(budget_lab, monkeypatch):
+    from llmlab.policy.registry import record_alerts
+    from llmlab.proxy.alerts import Alert
+
+    monkeypatch.delenv("VOILA_REQUEST_URL", raising=False)
+    lab = budget_lab
+    client = lab.sql("SELECT client FROM requests WHERE client IS NOT NULL GROUP BY client "
+                     "ORDER BY sum(cost_usd) DESC LIMIT 1")["client"][0]
+    # A call just now, so this month has spend whatever the day (the demo may have none yet
+    # in the first minutes of a month).
+    rec = _record("atlas", "1.25")
+    rec.client = client
+    lab.store.record(rec)
+    lab.flush()
+    atlas = _month_spend(lab, "project", "atlas")
+    client_spent = _month_spend(lab, "client", client)
+    assert atlas > 0 and client_spent > 0
+    lab.set_budget("project", "atlas", round(atlas / 0.85, 2), "month", hard=True)  # 85% used
+    lab.set_budget("client", client, round(client_spent * 100, 2), "month")          # far below
+    budgets = lab.budgets()
+    row = budgets.set_index("target").loc["atlas"]
+    assert row["spent_usd"] == pytest.approx(atlas, abs=1e-6)
+    # An alert the server would have fired at 80% of atlas's budget this month.
+    a = Alert(budget_id=row["budget_id"], scope="project", target="atlas", threshold=0.8,
+              spent_usd=float(row["spent_usd"]), limit_usd=float(row["limit_usd"]), period="month",
+              period_start=row["period_start"].to_pydatetime(),
+              period_end=row["period_end"].to_pydatetime(), hard=True,
+              fired_at=datetime.now(timezone.utc))
+    record_alerts(lab.store, [{**a.as_dict(), "message": a.text()}])
+
+    dash = Dashboard(lab, query="tab=budgets")
+    cards = dash.budgets.cards.value
+    assert cards.index("atlas") < cards.index(html.escape(client))   # fullest first
+    assert fmt.money(atlas) in cards and "hard limit" in cards and "85%" in cards
+    shown = dash.budgets.table.sorted_frame()
+    assert list(shown["target"]) == ["atlas", client]
+    assert list(dash.budgets.alerts.frame["alert_id"]) == [a.alert_id]
+    assert dash.banner.layout.display == "block" and html.escape(a.text()) in dash.banner.value
+
+    # Deleting the budget takes its card, row and banner line away on refresh.
+    lab.delete_budget(row["budget_id"])
+    dash.controls.refresh.click()
+    assert "atlas" not in dash.budgets.cards.value
+    assert dash.banner.layout.display == "none"
+
+
+def test_banner_names_budgets_on_course_to_pass_their_limit():
+    now = pd.Timestamp.now(tz="UTC")
+    budgets = pd.DataFrame([
+        {"budget_id": "b1", "scope": "client", "target": "acme", "period": "week",
+         "limit_usd": 100.0, "projected_usd": 130.0, "period_start": now - pd.Timedelta(days=2),
+         "period_end": now + pd.Timedelta(days=5)},
+        {"budget_id": "b2", "scope": "project", "target": "docs", "period": "month",
+         "limit_usd": 100.0, "projected_usd": 40.0, "period_start": now - pd.Timedelta(days=2),
+         "period_end": now + pd.Timedelta(days=20)}])
+    old = pd.DataFrame([{"alert_id": "x", "budget_id": "b2", "threshold": 1.0, "message": "old",
+                         "period_start": now - pd.Timedelta(days=40), "fired_at": now - pd.Timedelta(days=35)}])
+    assert current_alerts(budgets, old).empty      # last period's alert is not this period's
+    lines = banner_lines(budgets, old)
+    assert len(lines) == 1 and lines[0].startswith("Client acme: projected $130.00")
+
+
+def test_auto_columns_read_money_and_names():
+    frame = pd.DataFrame({"name": ["atlas"], "spent_usd": [85.0]})
     cols = {c.key: c for c in auto_columns(frame)}
     assert cols["spent_usd"].show(1234.5) == "$1,234.50" and cols["name"].kind == "text"
 

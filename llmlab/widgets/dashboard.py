@@ -21,7 +21,7 @@ from .. import charts
 from ..export import export
 from .controls import Controls
 from .claude import ClaudeCodeTab
-from .extras import BudgetsTab
+from .budgets import BudgetsTab
 from .overview import KpiTiles, LiveChart, card
 from .server import empty_state_html
 from .state import FILTERS, TABS, ViewState

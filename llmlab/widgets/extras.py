@@ -1,7 +1,5 @@
-"""The Budgets tab, and the honest note any section shows when the helper it needs is missing.
-
-It shows what ``lab.budgets()`` returns (spend against limit, burn rate, projection); on a
-llmlab without that helper it says so instead of guessing."""
+"""Sections fed by one Lab helper whose exact columns this module does not pin, and the honest
+note such a section shows when the helper it needs is missing."""
 
 from __future__ import annotations
 
@@ -105,38 +103,3 @@ def call_helper(lab, name: str, **kw) -> tuple[pd.DataFrame | None, str | None]:
         return pd.DataFrame(out), None
     except Exception as exc:  # noqa: BLE001
         return None, f"{name}() returned {type(out).__name__}, not a table: {exc}"
-
-
-class BudgetsTab:
-    def __init__(self):
-        self.section = HelperSection("Budgets: spend against limit, burn rate and projection",
-                                     "Budgets", "lab.budgets()")
-        self.widget = self.section.widget
-
-    def refresh(self, lab) -> list[str]:
-        """Redraw; returns alert texts for the page banner (budgets at or over a threshold)."""
-        frame, error = call_helper(lab, "budgets")
-        self.section.show(frame, error)
-        return budget_alerts(frame) if frame is not None else []
-
-
-def budget_alerts(frame: pd.DataFrame) -> list[str]:
-    """Budgets spent to 80% or more of their limit, or projected past it."""
-    spent = next((c for c in ("spent_usd", "spent", "spend_usd") if c in frame.columns), None)
-    limit = next((c for c in ("limit_usd", "limit", "amount_usd", "budget_usd") if c in frame.columns), None)
-    if spent is None or limit is None:
-        return []
-    name = next((c for c in ("name", "budget", "scope", "target", "id") if c in frame.columns), None)
-    projected = next((c for c in ("projected_usd", "projected", "projection_usd") if c in frame.columns), None)
-    alerts = []
-    for rec in frame.to_dict("records"):
-        lim = rec.get(limit)
-        if not lim:
-            continue
-        used = (rec.get(spent) or 0) / lim
-        label = str(rec.get(name)) if name else "a budget"
-        if used >= 0.8:
-            alerts.append(f"{label}: {fmt.money(rec.get(spent))} of {fmt.money(lim)} spent ({used:.0%})")
-        elif projected and (rec.get(projected) or 0) > lim:
-            alerts.append(f"{label}: projected {fmt.money(rec.get(projected))} against a limit of {fmt.money(lim)}")
-    return alerts

@@ -39,6 +39,20 @@ CSS = """
 .llmlab-dash .llmlab-banner { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 8px;
   padding: 8px 14px; color: #4d2d00; font-size: 13px; }
 .llmlab-dash .llmlab-banner b { font-weight: 600; }
+.llmlab-dash .llmlab-budgets { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr));
+  gap: 12px; margin: 4px 0 6px; }
+.llmlab-dash .llmlab-budget { background: #fff; border: 1px solid #d0d7de; border-radius: 10px; padding: 10px 14px 12px; }
+.llmlab-dash .llmlab-budget-over { border-color: #ff8182; }
+.llmlab-dash .llmlab-budget-target { font-size: 15px; font-weight: 600; margin: 2px 0 4px; overflow-wrap: anywhere; }
+.llmlab-dash .llmlab-budget-amount { font-size: 13px; color: #24292f; }
+.llmlab-dash .llmlab-budget-amount span { color: #57606a; }
+.llmlab-dash .llmlab-meter { position: relative; height: 10px; background: #eaeef2; border-radius: 5px; margin: 8px 0 6px; }
+.llmlab-dash .llmlab-meter-fill { height: 100%; border-radius: 5px; background: #2da44e; }
+.llmlab-dash .llmlab-meter-warn .llmlab-meter-fill { background: #d4a72c; }
+.llmlab-dash .llmlab-meter-over .llmlab-meter-fill { background: #cf222e; }
+.llmlab-dash .llmlab-meter-tick { position: absolute; top: -2px; width: 2px; height: 14px; background: #57606a; }
+.llmlab-dash .llmlab-meter-proj { position: absolute; top: -3px; width: 0; height: 0; margin-left: -5px;
+  border-left: 5px solid transparent; border-right: 5px solid transparent; border-top: 6px solid #24292f; }
 .llmlab-dash .llmlab-problem { background: #ffebe9; border: 1px solid #ff8182; border-radius: 8px;
   padding: 8px 14px; color: #82071e; font-size: 13px; overflow-wrap: anywhere; }
 .llmlab-dash .llmlab-problem span { color: #57606a; }

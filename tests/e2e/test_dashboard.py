@@ -86,10 +86,42 @@ def demo(tmp_path_factory):
     return home
 
 
+def set_atlas_budget(home: Path) -> dict:
+    """A monthly budget on project atlas, 85% spent, with the 80% alert the server fired."""
+    import uuid
+    from decimal import Decimal
+
+    import llmlab
+    from llmlab.policy.registry import record_alerts
+    from llmlab.proxy.alerts import Alert
+    from llmlab.store import UsageRecord
+
+    lab = llmlab.open(home)
+    now = datetime.now(timezone.utc)
+    # A call just now: the month has spend even in its first minutes.
+    lab.store.record(UsageRecord(request_id=str(uuid.uuid4()), source="proxy", started_at=now,
+                                 ended_at=now, model="gpt-4o-mini", provider="openai",
+                                 project="atlas", status_code=200, cost_usd=Decimal("1.25")))
+    lab.flush()
+    month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    spent = sql(home / "usage.duckdb", "SELECT sum(cost_usd) FROM requests WHERE project = 'atlas' "
+                "AND source = 'proxy' AND started_at >= ? AND started_at <= ?", [month, now])[0][0]
+    limit = round(float(spent) / 0.85, 2)
+    b = lab.set_budget("project", "atlas", limit, "month")
+    row = lab.budgets().iloc[0]
+    a = Alert(budget_id=row["budget_id"], scope="project", target="atlas", threshold=0.8,
+              spent_usd=float(spent), limit_usd=limit, period="month",
+              period_start=row["period_start"].to_pydatetime(),
+              period_end=row["period_end"].to_pydatetime(), hard=False, fired_at=now)
+    record_alerts(lab.store, [{**a.as_dict(), "message": a.text()}])
+    return {"budget": b, "spent": float(spent), "alert": a.text()}
+
+
 def test_dashboard_in_chromium(demo, tmp_path):
     from playwright.sync_api import expect
 
     db = demo / "usage.duckdb"
+    budget = set_atlas_budget(demo)
     first30 = TODAY - timedelta(days=29)
     spend_all = sql(db, "SELECT sum(cost_usd) FROM requests WHERE started_at::DATE BETWEEN ? AND ?",
                     [first30, TODAY])[0][0]
@@ -194,10 +226,15 @@ def test_dashboard_in_chromium(demo, tmp_path):
         assert len(exported) == total_90
         assert download.value.suggested_filename == f"llmlab-{first90}_{TODAY}.csv"
 
-        # Budgets and Claude Code have their place; they say plainly what is not there yet.
+        # Budgets: atlas's card with its month-to-date spend, and the alert as the page banner.
         page.click(".lm-TabBar-tab:has-text('Budgets')")
-        expect(page.locator(".llmlab-section-budgets")).to_be_visible()
-        expect(page.locator(".llmlab-section-budgets")).to_contain_text("Budgets")
+        budgets = page.locator(".llmlab-section-budgets")
+        expect(budgets.locator(".llmlab-budget")).to_have_count(1)
+        expect(budgets.locator(".llmlab-budget")).to_contain_text("atlas")
+        expect(budgets.locator(".llmlab-budget")).to_contain_text(money(budget["spent"]))
+        expect(budgets.locator(".llmlab-meter-warn")).to_have_count(1)
+        expect(page.locator(".llmlab-banner")).to_contain_text(budget["alert"])
+        shot(page, "dashboard-budgets", docs=True)
         page.click(".lm-TabBar-tab:has-text('Claude Code')")
         claude = page.locator(".llmlab-section-claude-code")
         expect(claude.locator(".llmlab-kpi[data-metric='Spent so far'] .llmlab-kpi-value")).to_have_text(
