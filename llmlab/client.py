@@ -3,7 +3,8 @@
 The server is found through jupyter_server's runtime files (``jpserver-<pid>.json``: url,
 base_url, token). In a kernel, the server that started it (``JPY_PARENT_PID``) wins; elsewhere,
 the newest running server. ``LLMLAB_SERVER_URL`` (the server's URL including base_url) and
-``LLMLAB_SERVER_TOKEN`` override the search.
+``LLMLAB_SERVER_TOKEN`` override the search; under JupyterHub (no token in the runtime file)
+``JUPYTERHUB_API_TOKEN`` is the token.
 
 The project is detected from the notebook's folder (``JPY_SESSION_NAME``, which jupyter_server
 sets in kernels, else the working directory): the name of the git repository's ``origin``
@@ -67,7 +68,10 @@ def find_server(runtime_dir: str | os.PathLike | None = None) -> dict:
             "and LLMLAB_SERVER_TOKEN.")
     parent = os.environ.get("JPY_PARENT_PID")
     chosen = next((s for s in servers if parent and str(s.get("pid")) == parent), servers[0])
-    return {"url": server_url(chosen), "token": chosen.get("token") or ""}
+    # Under JupyterHub the runtime file has no token (the Hub issues them); the server's own
+    # $JUPYTERHUB_API_TOKEN, set in its kernels, is accepted as a bearer token there.
+    token = chosen.get("token") or os.environ.get("JUPYTERHUB_API_TOKEN", "")
+    return {"url": server_url(chosen), "token": token}
 
 
 def server_url(info: dict) -> str:

@@ -44,6 +44,16 @@ def test_finds_the_parent_server_else_the_newest_live_one(tmp_path, monkeypatch,
     assert find_server(tmp_path) == {"url": "http://localhost:2222/a%40b/", "token": "mine"}
 
 
+def test_under_jupyterhub_the_hub_token_stands_in_for_the_empty_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("LLMLAB_SERVER_URL", raising=False)
+    monkeypatch.delenv("JPY_PARENT_PID", raising=False)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "hub-token")
+    _runtime_file(tmp_path, os.getpid(), 4444, base_url="/user/alice/", token="")
+    assert find_server(tmp_path) == {"url": "http://localhost:4444/user/alice/", "token": "hub-token"}
+    _runtime_file(tmp_path, os.getpid(), 4444, base_url="/user/alice/", token="own")
+    assert find_server(tmp_path)["token"] == "own"   # a real token in the file still wins
+
+
 def test_no_server_is_a_clear_error(tmp_path, monkeypatch, dead_pid):
     monkeypatch.delenv("LLMLAB_SERVER_URL", raising=False)
     _runtime_file(tmp_path, dead_pid, 1111)

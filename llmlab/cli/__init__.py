@@ -15,7 +15,8 @@ import sys
 from ..errors import LLMLabError
 
 # Command modules, in --help order. Add a module here to add a command.
-COMMAND_MODULES = ["demo", "export", "flush", "invoice", "importer", "report", "statusline"]
+COMMAND_MODULES = ["demo", "export", "flush", "invoice", "importer", "report", "statusline",
+                   "keys", "budgets", "backup"]
 
 
 def build_parser() -> argparse.ArgumentParser:
