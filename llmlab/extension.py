@@ -79,10 +79,95 @@ class LLMLabApp(ExtensionApp):
         None, allow_none=True, config=True,
         help="Import litellm in a background thread at startup. None (default): only when the "
              "model list routes something through litellm.")
+    claude_code_import_interval = Float(
+        0.0, min=0.0, config=True,
+        help="Seconds between two imports of Claude Code's session logs into the store, run in a "
+             "background thread so the dashboard shows live agent usage. 0 (default): off.")
+    claude_code_paths = List(
+        Unicode(), config=True,
+        help="Claude config folders (holding projects/) or projects/ folders the scheduled import "
+             "reads. Empty (default): where Claude Code writes, as `llmlab import claude-code` "
+             "finds them (CLAUDE_CONFIG_DIR, $XDG_CONFIG_HOME/claude, ~/.claude).")
+
+    offline_mathjax = Bool(
+        True, config=True,
+        help="Make Voila (the dashboard) use the MathJax it bundles instead of loading it from a "
+             "CDN, by setting the server's mathjax_url/mathjax_config to null unless "
+             "ServerApp.tornado_settings sets them.")
+
+    alert_webhooks = List(
+        Unicode(), config=True,
+        help="URLs that receive every budget alert as a JSON POST {\"text\": ..., \"alert\": "
+             "{...}}: a Slack incoming webhook, a Telegram bot's sendMessage?chat_id=... URL, or "
+             "any receiver. Empty (default): alerts go to the server log and the Jupyter event "
+             "bus only.")
+    alert_webhook_retries = Int(
+        5, min=1, config=True,
+        help="Attempts per webhook and alert (the first included) on connection errors, "
+             "timeouts, 429 and 5xx, with exponential backoff and jitter; then one log line.")
+    alert_webhook_backoff = Float(
+        1.0, min=0.0, config=True,
+        help="Seconds before the first retry of a webhook; each next wait doubles (with jitter). "
+             "A 429's Retry-After wins.")
+    alert_webhook_timeout = Float(
+        10.0, min=0.1, config=True,
+        help="Seconds one webhook attempt may take (connect, send, answer) before it counts as "
+             "failed and is retried.")
+    alert_message_model = Unicode(
+        "", config=True,
+        help="A model (as clients name it, e.g. 'gpt-4o-mini') that writes a witty one-liner for "
+             "each alert's webhook message, called through this proxy. Empty (default): off; "
+             "on any failure the plain text is sent.")
+    metrics_max_label_values = Int(
+        100, min=1, config=True,
+        help="Distinct values the api/metrics labels model and project each keep; later new "
+             "values are counted under 'other' (client-chosen names must not explode the "
+             "number of series).")
+
+    budget_thresholds = List(
+        Float(), [0.8, 1.0], config=True,
+        help="Fractions of a budget's limit at which an alert fires (once per budget and "
+             "period), for budgets that set no thresholds of their own.")
+    policy_reload_interval = Float(
+        1.0, min=0.05, config=True,
+        help="Seconds between two checks whether keys or budgets were changed by another "
+             "process (the CLI, a notebook): such changes apply within about this delay. "
+             "Changes made through the server's REST route apply at once.")
+    reservation_max_tokens = Int(
+        4096, min=1, config=True,
+        help="Output tokens a call reserves against its budgets when the request sets no "
+             "max_tokens/max_completion_tokens (the reservation is settled with the real cost "
+             "when the call ends).")
 
     @default("config_file")
     def _default_config_file(self):
         return os.environ.get("LLMLAB_CONFIG", "")
+
+    def _alert_dispatcher(self):
+        from .proxy.alerts import AlertDispatcher, register_event_schema
+
+        event_logger = getattr(self.serverapp, "event_logger", None)
+        if event_logger is not None:
+            register_event_schema(event_logger)
+        writer = None
+        if self.alert_message_model:
+            from jupyter_server.utils import url_path_join
+
+            from .proxy.alert_writer import proxy_message_writer
+
+            writer = proxy_message_writer(
+                chat_url=lambda: url_path_join(self.serverapp.connection_url,
+                                               "llmlab/v1/chat/completions"),
+                token=self.serverapp.identity_provider.token, model=self.alert_message_model)
+        dispatcher = AlertDispatcher(
+            webhooks=list(self.alert_webhooks), log=self.log, event_logger=event_logger,
+            retries=self.alert_webhook_retries, backoff=self.alert_webhook_backoff,
+            timeout=self.alert_webhook_timeout, message_writer=writer,
+            message_timeout=min(self.alert_webhook_timeout, 10.0))
+        io_loop = getattr(self.serverapp, "io_loop", None)
+        if io_loop is not None:   # so a dispatch from a worker thread reaches the loop
+            dispatcher.bind_loop(io_loop.asyncio_loop)
+        return dispatcher
 
     def initialize_settings(self):
         from .errors import PricingError
@@ -109,15 +194,60 @@ class LLMLabApp(ExtensionApp):
             max_body_bytes=self.max_body_bytes, connect_timeout=self.connect_timeout,
             read_timeout=self.upstream_timeout, max_connections=self.max_upstream_connections,
             log=self.log)
+        service.alerts = self._alert_dispatcher()   # before any policy hook that dispatches
         flusher = BackgroundFlusher(store, interval=self.flush_interval, log=self.log)
         flusher.start()
         preload = self.preload_litellm if self.preload_litellm is not None else service.needs_litellm()
         if preload:
             service.litellm.preload()
         self.settings.update(llmlab_proxy=service, llmlab_flusher=flusher)
+        self._add_metrics(service, flusher)
+        self._add_policy(service)
+        if self.offline_mathjax:
+            self._use_bundled_mathjax()
+        if self.claude_code_import_interval > 0:
+            from .importers.scheduler import ClaudeCodeScheduler
+
+            importer = ClaudeCodeScheduler(
+                store, interval=self.claude_code_import_interval,
+                paths=self.claude_code_paths or None, pricebook=pricer.book, log=self.log)
+            importer.start()
+            self.settings.update(llmlab_claude_code_import=importer)
         self.log.info("llmlab: proxy at %sllmlab/v1 (%d models configured%s); usage store %s",
                       self.serverapp.base_url, len(models.deployments),
                       f" from {self.config_file}" if self.config_file else "", store.db_path)
+
+    def _use_bundled_mathjax(self) -> None:
+        # Voila's page (and JupyterLab's page config) fall back to a CDN URL when the setting is
+        # absent; None makes Voila use the MathJax it ships. An operator's own setting wins.
+        web = self.serverapp.web_app.settings
+        for name in ("mathjax_url", "mathjax_config"):
+            if name not in self.serverapp.tornado_settings:
+                web[name] = None
+
+    def _add_policy(self, service) -> None:
+        # Keys, budgets, rate limits, alerts: after service.alerts is set (it dispatches there).
+        from .policy.hook import PolicyHook
+
+        policy = PolicyHook(service, thresholds=self.budget_thresholds,
+                            reload_interval=self.policy_reload_interval,
+                            reservation_max_tokens=self.reservation_max_tokens, log=self.log)
+        service.hooks.append(policy)
+        self.settings.update(llmlab_policy=policy)
+
+    async def _start_jupyter_server_extension(self, serverapp):
+        # Load keys and budgets as soon as the loop runs (the first call would otherwise wait).
+        policy = self.settings.get("llmlab_policy")
+        if policy is not None:
+            policy.start()
+
+    def _add_metrics(self, service, flusher) -> None:
+        from .proxy.metrics import ProxyMetrics, build_registry
+
+        metrics = ProxyMetrics(max_label_values=self.metrics_max_label_values, service=service,
+                               flusher=flusher, alerts=service.alerts)
+        service.hooks.append(metrics)
+        self.settings.update(llmlab_metrics=metrics, llmlab_metrics_registry=build_registry(metrics))
 
     def initialize_handlers(self):
         from .handlers import ROUTES
@@ -129,7 +259,16 @@ class LLMLabApp(ExtensionApp):
 
         service = self.settings.get("llmlab_proxy")
         flusher = self.settings.get("llmlab_flusher")
+        importer = self.settings.get("llmlab_claude_code_import")
+        if importer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, importer.stop)
+        policy = self.settings.get("llmlab_policy")
+        if policy is not None:
+            await policy.aclose()
         if service is not None:
+            alerts = getattr(service, "alerts", None)
+            if alerts is not None:
+                await alerts.aclose()
             await service.aclose()
         if flusher is not None:
             await asyncio.get_running_loop().run_in_executor(None, flusher.stop)

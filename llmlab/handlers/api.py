@@ -20,6 +20,7 @@ class HealthHandler(LLMLabHandler):
     async def get(self):
         svc = self.service
         flusher = self.settings.get("llmlab_flusher")
+        importer = self.settings.get("llmlab_claude_code_import")
         backlog = await asyncio.get_running_loop().run_in_executor(None, svc.store.backlog)
         store_state = dict(flusher.state) if flusher is not None else {"status": "not running"}
         status = "ok" if store_state.get("status") in ("ok", "starting") else "degraded"
@@ -36,4 +37,5 @@ class HealthHandler(LLMLabHandler):
             "litellm": {"loaded": svc.litellm.loaded},
             "body_storage": svc.body_mode,
             "default_project": svc.default_project,
+            "claude_code_import": dict(importer.state) if importer else {"status": "off"},
         })

@@ -62,6 +62,10 @@ class BackgroundFlusher:
         self._thread.start()
 
     def _run(self) -> None:
+        # The flush path's pyarrow import takes seconds of GIL; paid here, at startup, it does not
+        # stall the proxied calls in flight during the first flush under load.
+        import pyarrow.compute  # noqa: F401
+
         self.flush_once(force=True)   # ingest what dead processes left behind
         while not self._stop.wait(self.interval):
             self.flush_once()

@@ -57,10 +57,7 @@ def jupyter_server(home: Path, workdir: Path, *, timeout: float = 60):
     log = workdir / "jupyter-server.log"
     config = workdir / "jupyter-config"
     config.mkdir(parents=True, exist_ok=True)
-    # Voila's page loads MathJax from a CDN unless both settings are null, in which case it uses
-    # the MathJax bundled with it (docs/users/dashboard.md, "Offline").
-    (config / "jupyter_server_config.json").write_text(json.dumps(
-        {"ServerApp": {"tornado_settings": {"mathjax_url": None, "mathjax_config": None}}}))
+    # No MathJax setting here: the extension's offline_mathjax must keep Voila off the CDN.
     env = {**os.environ, "LLMLAB_HOME": str(home), "LITELLM_LOCAL_MODEL_COST_MAP": "True",
            "JUPYTER_CONFIG_DIR": str(config),
            "JUPYTER_RUNTIME_DIR": str(workdir / "jupyter-runtime"),

@@ -120,3 +120,22 @@ def test_hooks_can_refuse_before_forwarding_and_see_every_record(jp_asyncio_loop
     assert exc.value.code == 429
     assert json.loads(exc.value.response.body)["error"]["code"] == "budget_exceeded"
     assert seen == [("inproc", 200, None), ("broke", 429, "budget_exceeded")]
+
+
+def test_voila_is_kept_off_the_mathjax_cdn(jp_serverapp):
+    # None (not absent) makes Voila use its bundled MathJax instead of cdnjs.
+    settings = jp_serverapp.web_app.settings
+    assert "mathjax_url" in settings and settings["mathjax_url"] is None
+    assert settings["mathjax_config"] is None
+
+
+class TestOperatorMathjax:
+    @pytest.fixture
+    def jp_server_config(self):
+        return Config({"ServerApp": {"jpserver_extensions": {"llmlab": True},
+                                     "tornado_settings": {"mathjax_url": "/static/mj.js"}}})
+
+    def test_an_operators_mathjax_setting_wins(self, jp_serverapp):
+        settings = jp_serverapp.web_app.settings
+        assert settings["mathjax_url"] == "/static/mj.js"
+        assert settings["mathjax_config"] is None
