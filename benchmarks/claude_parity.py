@@ -10,7 +10,8 @@
    week, session and block; cost within 0.5%. Exit status 1 if not.
 4. Speed, whole commands (process start to exit) under /usr/bin/time -v: ccusage's reports;
    llmlab's first import, no-change re-import and reports; the page cache warm, and dropped
-   (echo 3 > /proc/sys/vm/drop_caches) when permitted. Medians of --runs, ratios in the same run.
+   (echo 3 > /proc/sys/vm/drop_caches) when permitted. Each of our commands runs right after
+   the ccusage command it is compared with (same load); medians, ranges and per-pair ratios.
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int, str]:
     seconds = parts[-1] + 60 * parts[-2] + (3600 * parts[-3] if len(parts) > 2 else 0)
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", report).group(1))
     return seconds, rss, out.stdout
+
+
+def load() -> str:
+    """The 1-minute load average: the machine may be shared, so every timing says what it met."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
 
 
 def drop_caches() -> bool:
@@ -137,52 +146,64 @@ def main() -> int:
         print("  MISMATCH", p)
 
     # -- speed ---------------------------------------------------------------------------------
-    rows: list[tuple[str, list[tuple[float, int]]]] = []
+    # The machine may be shared: each of our commands runs right after the ccusage command it is
+    # compared with, pair by pair, so both meet the same load; the ratio is taken per pair and
+    # its median reported, with the medians and ranges of both sides.
+    def show(label, results):
+        secs = [r[0] for r in results]
+        print(f"  {label:48} {statistics.median(secs):7.2f} s  ({min(secs):.2f}-{max(secs):.2f}, "
+              f"n={len(secs)})  peak {max(r[1] for r in results) / 1024:6.0f} MiB  load {load()}")
+        return statistics.median(secs)
 
-    def bench(label, fn, runs=args.runs):
-        results = [fn(i)[:2] for i in range(runs)]
-        rows.append((label, results))
-        med = statistics.median(r[0] for r in results)
-        print(f"  {label:42} {med:7.2f} s  peak {max(r[1] for r in results) / 1024:6.0f} MiB")
-        return med
-
-    print("timings (whole commands, warm page cache)")
-    cc_daily = bench("ccusage claude daily", lambda i: ccusage("daily"))
-    cc_monthly = bench("ccusage claude monthly", lambda i: ccusage("monthly"))
-    cc_session = bench("ccusage claude session", lambda i: ccusage("session"))
-    cc_blocks = bench("ccusage claude blocks", lambda i: ccusage("blocks"))
+    def paired(theirs_label, theirs, ours_label, ours, runs=args.runs):
+        a, b = [], []
+        for i in range(runs):
+            a.append(theirs(i)[:2])
+            b.append(ours(i)[:2])
+        show(theirs_label, a)
+        show(ours_label, b)
+        ratios = sorted(y[0] / x[0] for x, y in zip(a, b))
+        return statistics.median(ratios), ratios[0], ratios[-1]
 
     def fresh_import(i):
         h = work / f"home-{i}"
         shutil.rmtree(h, ignore_errors=True)
         return ours_import(h)
-    first_import = bench("llmlab import claude-code (first)", fresh_import)
-    again = bench("llmlab import claude-code (no change)", lambda i: ours_import(home), runs=max(3, args.runs))
-    reports = {c: bench(f"llmlab report {c} --json", lambda i, c=c: ours_report(home, c))
+
+    print(f"timings (whole commands, warm page cache; load at start {load()})")
+    first = {c: paired(f"ccusage claude {c}", lambda i, c=c: ccusage(c),
+                       f"llmlab import claude-code (first) [vs {c}]", fresh_import)
+             for c in ("daily", "monthly")}
+    again = show("llmlab import claude-code (no change)",
+                 [ours_import(home)[:2] for _ in range(max(5, args.runs))])
+    reports = {c: paired(f"ccusage claude {c}", lambda i, c=c: ccusage(c),
+                         f"llmlab report {c} --json", lambda i, c=c: ours_report(home, c))
                for c in ("daily", "monthly", "session", "blocks")}
     cold = {}
     if drop_caches():
         print("timings, page cache dropped before each run")
         drop_caches()
-        cold["ccusage"] = ccusage("monthly")[:2]
+        cold["ccusage claude monthly"] = ccusage("monthly")[:2]
         drop_caches()
         h = work / "home-cold"
         shutil.rmtree(h, ignore_errors=True)
-        cold["ours"] = ours_import(h)[:2]
-        for k, (s, rss) in cold.items():
-            print(f"  {k:42} {s:7.2f} s  peak {rss / 1024:6.0f} MiB")
+        cold["llmlab import claude-code (first)"] = ours_import(h)[:2]
+        for k, (sec, rss) in cold.items():
+            print(f"  {k:42} {sec:7.2f} s  peak {rss / 1024:6.0f} MiB  load {load()}")
     else:
         print("page cache could not be dropped here (no permission to write "
               "/proc/sys/vm/drop_caches): cold numbers not measured")
-    print("ratios (same run)")
-    print(f"  first import / ccusage daily          {first_import / cc_daily:5.2f}x  (target <= 1.5x)")
-    print(f"  first import / ccusage monthly        {first_import / cc_monthly:5.2f}x")
+    print("ratios (median of per-pair ratios, range in brackets)")
+    for c, (med, lo, hi) in first.items():
+        print(f"  first import / ccusage {c:8}        {med:5.2f}x  ({lo:.2f}-{hi:.2f})"
+              + ("  (target <= 1.5x)" if c == "daily" else ""))
     print(f"  no-change re-import                   {again:5.2f} s  (target < 0.5 s)")
-    for c, cc_t in (("daily", cc_daily), ("monthly", cc_monthly), ("session", cc_session),
-                    ("blocks", cc_blocks)):
-        print(f"  ccusage {c:8} / llmlab report {c:8} {cc_t / reports[c]:5.1f}x faster (target >= 5x)")
+    for c, (med, lo, hi) in reports.items():
+        print(f"  ccusage {c:8} / llmlab report {c:8} {1 / med:5.1f}x faster  "
+              f"({1 / hi:.1f}-{1 / lo:.1f})  (target >= 5x)")
     if cold:
-        print(f"  cold: first import / ccusage monthly  {cold['ours'][0] / cold['ccusage'][0]:5.2f}x")
+        ours_s, theirs_s = cold["llmlab import claude-code (first)"][0], cold["ccusage claude monthly"][0]
+        print(f"  cold: first import / ccusage monthly  {ours_s / theirs_s:5.2f}x")
     return 1 if problems else 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import threading
 
+import pytest
+
 import claude_fixture as fx
 from llmlab.importers import import_claude_code
 from llmlab.store import rollup
@@ -132,3 +134,88 @@ def test_no_change_reimport_opens_no_log_file(store, tmp_path, monkeypatch):
     r = import_claude_code(store, [root])
     assert r.files_unchanged == 5 and not opened
     assert os.path.exists(store.db_path)
+
+
+def _reads_the_store(store, monkeypatch) -> list:
+    """Spy on the importer's DuckDB path: the list fills each time it reads the store's table."""
+    from llmlab.importers import claude_code
+
+    calls = []
+    real = claude_code._positions
+    monkeypatch.setattr(claude_code, "_positions", lambda s: calls.append(1) or real(s))
+    return calls
+
+
+def test_no_change_reimport_needs_no_duckdb_until_the_store_changes(store, tmp_path, monkeypatch):
+    root = fx.write(tmp_path / "claude")
+    import_claude_code(store, [root])
+    calls = _reads_the_store(store, monkeypatch)
+    assert import_claude_code(store.home, [root]).files_unchanged == 5 and not calls
+    # Someone deletes a session's rows and its read positions (or restores an old copy): the
+    # store file changed, so the mirror is not trusted and the table is read again.
+    with store.write() as con:
+        con.execute("DELETE FROM requests WHERE session_id = 'sess-d'")
+        con.execute("DELETE FROM _llmlab_log_files WHERE path LIKE '%sess-d.jsonl'")
+    r = import_claude_code(store, [root])
+    assert calls and r.files_read == 1 and r.files_unchanged == 4
+    assert _count(store) == (fx.ROWS, fx.TOTAL_TOKENS)
+    calls.clear()
+    assert import_claude_code(store, [root]).files_unchanged == 5 and not calls
+    # A grown log file is seen without the store's help, then read from where it stopped.
+    sess_b = root / "projects" / "-home-u-beta" / "sess-b.jsonl"
+    with open(sess_b, "a") as fh:
+        fh.write(fx.line("2026-11-03T10:00:00.000Z", "b3", fx.HAIKU,
+                         {"input_tokens": 4, "output_tokens": 4}, req="rb3x",
+                         session="sess-b") + "\n")
+    r = import_claude_code(store, [root])
+    assert calls and r.files_read == 1 and r.entries == 1
+    assert _count(store) == (fx.ROWS + 1, fx.TOTAL_TOKENS + 8)
+
+
+def test_a_deleted_store_is_imported_again(store, tmp_path):
+    root = fx.write(tmp_path / "claude")
+    import_claude_code(store, [root])
+    store.db_path.unlink()
+    r = import_claude_code(store.__class__(store.home), [root])
+    assert r.files_read == 5
+    assert _count(store) == (fx.ROWS, fx.TOTAL_TOKENS)
+
+
+def test_no_change_reimport_command_does_not_load_duckdb(store, tmp_path, python):
+    import subprocess
+
+    root = fx.write(tmp_path / "claude")
+    import_claude_code(store, [root])
+    code = ("import sys; from llmlab.cli import main; rc = main(); "
+            "print('LOADED', sorted(m for m in ('duckdb', 'pandas', 'pyarrow', 'litellm') "
+            "if m in sys.modules)); sys.exit(rc)")
+    r = subprocess.run([python, "-c", code, "import", "claude-code", "--path", str(root), "-q",
+                        "--home", str(store.home)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "0 of 5 files read" in r.stdout and "LOADED []" in r.stdout
+
+
+def test_a_failed_write_keeps_what_was_written_and_the_next_import_finishes(store, tmp_path,
+                                                                           monkeypatch):
+    from llmlab.errors import StoreError
+    from llmlab.importers import claude_batch, claude_code
+
+    root = fx.write(tmp_path / "claude")
+    # One file per batch and one batch per chunk, so the import writes five chunks in turn.
+    monkeypatch.setattr(claude_batch, "BATCH_BYTES", 1)
+    monkeypatch.setattr(claude_code, "FLUSH_ROWS", 1)
+    real, written = claude_code._flush, []
+
+    def second_write_fails(*args):
+        if written:
+            raise StoreError("disk full (test)")
+        real(*args)
+        written.append(1)
+    monkeypatch.setattr(claude_code, "_flush", second_write_fails)
+    with pytest.raises(StoreError, match="disk full"):
+        import_claude_code(store, [root], workers=2)
+    assert 0 < _count(store)[0] < fx.ROWS
+    monkeypatch.setattr(claude_code, "_flush", real)
+    r = import_claude_code(store, [root])
+    assert r.files_unchanged == 1 and r.files_read == 4
+    assert _count(store) == (fx.ROWS, fx.TOTAL_TOKENS)

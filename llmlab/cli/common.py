@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..store import Store
+if TYPE_CHECKING:  # imported when used: it loads DuckDB, which some commands never need
+    from ..store import Store
 
 FILTER_HELP = {
     "since": "first day (YYYY-MM-DD, inclusive) or ISO datetime",
@@ -43,6 +45,8 @@ def filters_of(args) -> dict:
 
 
 def store_of(args) -> Store:
+    from ..store import Store
+
     store = Store(args.home)
     args._store = store
     return store

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import add_home, store_of
+from .common import add_home
 
 
 def register(sub) -> None:
@@ -39,15 +39,18 @@ def register(sub) -> None:
 
 def run_claude_code(args) -> int:
     from ..importers import import_claude_code
+    from ..paths import db_path_for
 
-    store = store_of(args)
-    result = import_claude_code(store, args.path, since=args.since, rescan=args.rescan,
+    # The home, not a Store: with nothing new to read the import needs no DuckDB at all, and
+    # this command journals nothing the CLI would have to flush on exit.
+    result = import_claude_code(args.home, args.path, since=args.since, rescan=args.rescan,
                                 progress=not args.quiet and sys.stderr.isatty())
+    db_path = db_path_for(args.home)
     if not result.files_seen and not args.path:
         print("claude-code: no Claude Code logs found (looked in CLAUDE_CONFIG_DIR, "
               "$XDG_CONFIG_HOME/claude and ~/.claude); give --path DIR")
         return 0
-    print(f"claude-code: {result.summary()} -> {store.db_path}")
+    print(f"claude-code: {result.summary()} -> {db_path}")
     if result.files_unchanged:
         print(f"  {result.files_unchanged} files unchanged since the last import")
     if args.verbose:

@@ -14,9 +14,10 @@ changed is read again from the start (idempotent: rows are keyed by message).
 
 Cold path: batches of files are read, split, filtered, parsed and priced by DuckDB in an
 in-memory database, several batches in parallel (claude_batch.py). Their rows collect in memory
-and go into ``requests`` in chunks of at most ``FLUSH_ROWS`` rows, each under one short write
-lease and in one transaction with the files' new read positions: a crash loses nothing and
-counts nothing twice, and other processes are never shut out for more than a moment.
+and go into ``requests`` in chunks of about ``FLUSH_ROWS`` rows, written by one writer thread
+while parsing goes on, each chunk under one short write lease and in one transaction with its
+files' new read positions: a crash loses nothing and counts nothing twice, and other processes
+are never shut out for more than a moment.
 """
 
 from __future__ import annotations
@@ -29,16 +30,23 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from ..errors import LogImportError
-from ..store import Store
+from ..paths import db_path_for
+from . import claude_seen
 from . import claude_sql as q
-from .claude_batch import Parsed, Work, memory_db, parse_all
 from .claude_paths import LogFile, config_dirs, log_files
+
+if TYPE_CHECKING:
+    from ..store import Store
+    from .claude_batch import Parsed, Work
 
 log = logging.getLogger("llmlab.importers")
 
 SOURCE = "claude-code"
-FLUSH_ROWS = 100_000            # rows written under one write lease (well under a second)
+FLUSH_ROWS = 100_000            # rows written under one write lease (a second or two)
 _TAIL_HASH_BYTES = 64
 
 
@@ -74,12 +82,16 @@ class ImportResult:
         return "; ".join(parts) + f" in {self.seconds:.2f}s"
 
 
-def import_claude_code(store: Store, paths: list[str | os.PathLike] | None = None, *,
+def import_claude_code(store: Store | str | os.PathLike | None,
+                       paths: list[str | os.PathLike] | None = None, *,
                        since: date | datetime | str | None = None, rescan: bool = False,
                        progress: bool = False, workers: int | None = None,
                        pricebook=None) -> ImportResult:
     """Import new Claude Code log lines into ``store``; returns what was done.
 
+    ``store``: a :class:`~llmlab.store.Store`, or its home folder or ``.duckdb`` file (None: the
+    default home). With nothing new to read, neither DuckDB nor the store file is opened
+    (claude_seen.py), which keeps ``llmlab import claude-code`` quick enough to run often.
     ``paths``: Claude config folders (holding ``projects/``) or ``projects/`` folders; default:
     where Claude Code writes (``CLAUDE_CONFIG_DIR``, ``$XDG_CONFIG_HOME/claude``, ``~/.claude``).
     ``since``: skip files last written before this day (a later run without it imports them).
@@ -93,28 +105,93 @@ def import_claude_code(store: Store, paths: list[str | os.PathLike] | None = Non
         cutoff = _cutoff_ns(since)
         files = [f for f in files if f.mtime_ns >= cutoff]
     result.files_seen = len(files)
+    db_path, home = _where(store)
+    if files and not rescan and claude_seen.all_unchanged(db_path, home, files):
+        result.files_unchanged = len(files)
+        return _done(result, started)
+    store = _store_of(store)
     works = _plan(files, {} if rescan else _positions(store), result) if files else []
     if works:
         from ..pricing import default_pricebook
+        from .claude_batch import memory_db, parse_all
 
         book = pricebook or default_pricebook()
         bar = _bar(sum(max(w.file.size - w.offset, 0) for w in works if w.read), progress)
         mem = memory_db()
         try:
-            held: list[Parsed] = []
-            for parsed in parse_all(mem, works, book, workers):
-                held.append(parsed)
-                bar.update(parsed.nbytes)
-                if sum(p.rows.num_rows for p in held) >= FLUSH_ROWS:
-                    _flush(store, mem, held, result)
-                    held = []
-            _flush(store, mem, held, result)
+            _write_while_parsing(store, mem, parse_all(mem, works, book, workers), result, bar)
         finally:
             bar.close()
             mem.close()
+        _positions(store)  # the mirror of what is read now (claude_seen.py)
+    return _done(result, started)
+
+
+def _write_while_parsing(store: Store, mem, parsed_batches, result: ImportResult, bar) -> None:
+    """Parsed batches into the store in chunks of ``FLUSH_ROWS`` rows, in order, by one writer
+    thread, so parsing goes on while a chunk is written (a few % less wall time on 1 GB with two
+    cores; flushing smaller chunks more often cost more CPU than it saved). At most one chunk
+    waits for the writer, so memory stays bounded."""
+    import queue
+    import threading
+
+    chunks: queue.Queue = queue.Queue(maxsize=1)
+    failed: list[BaseException] = []
+    cursor = mem.cursor()  # the writer's own: a DuckDB connection is not shared across threads
+
+    def writer():
+        while (chunk := chunks.get()) is not None:
+            try:
+                if not failed:
+                    _flush(store, cursor, chunk, result)
+            except BaseException as exc:  # noqa: BLE001 - raised in the importing thread
+                failed.append(exc)
+
+    thread = threading.Thread(target=writer, name="llmlab-cc-writer", daemon=True)
+    thread.start()
+    held: list[Parsed] = []
+    n_rows = 0
+    try:
+        for parsed in parsed_batches:
+            if failed:
+                break
+            held.append(parsed)
+            n_rows += parsed.rows.num_rows
+            bar.update(parsed.nbytes)
+            if n_rows >= FLUSH_ROWS:
+                chunks.put(held)
+                held, n_rows = [], 0
+        else:
+            if held:
+                chunks.put(held)
+    finally:
+        chunks.put(None)
+        thread.join()
+        cursor.close()
+    if failed:
+        raise failed[0]
+
+
+def _done(result: ImportResult, started: float) -> ImportResult:
     result.seconds = time.perf_counter() - started
     log.info("claude-code import: %s", result.summary())
     return result
+
+
+def _where(store) -> tuple[Path, Path]:
+    """(store file, home folder) of a Store or of a path naming one, without opening anything."""
+    if hasattr(store, "db_path"):
+        return Path(store.db_path), Path(store.home)
+    db_path = db_path_for(store)
+    return db_path, db_path.parent
+
+
+def _store_of(store) -> Store:
+    if hasattr(store, "db_path"):
+        return store
+    from ..store import Store
+
+    return Store(store)
 
 
 def _cutoff_ns(since) -> int:
@@ -131,6 +208,7 @@ def _cutoff_ns(since) -> int:
 
 
 def _positions(store: Store) -> dict[str, tuple]:
+    """What the store has read of each file; also refreshes the mirror (claude_seen.py)."""
     if not store.db_path.exists():
         return {}
     with store.read() as con:
@@ -138,10 +216,15 @@ def _positions(store: Store) -> dict[str, tuple]:
             "SELECT path, size, mtime_ns, consumed_bytes, consumed_lines, tail_hash, "
             "coalesce(entries, 0), coalesce(dropped_lines, 0) "
             "FROM _llmlab_log_files WHERE source = ?", [SOURCE]).fetchall()
+        # Inside the lease: nobody can write the file, so the stamp belongs to these rows.
+        stamp = claude_seen.store_stamp(store.db_path)
+    claude_seen.save(store.db_path, store.home, stamp, {r[0]: (r[1], r[2]) for r in rows})
     return {r[0]: r[1:] for r in rows}
 
 
 def _plan(files: list[LogFile], known: dict[str, tuple], result: ImportResult) -> list[Work]:
+    from .claude_batch import Work
+
     works = []
     for f in files:
         state = known.get(f.path)
