@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -211,8 +211,22 @@ def _insert_fast(con, segments: list[Path]):
         return None
     import pyarrow.compute as pc
 
-    oldest = pc.min(new_rows["started_at"]).as_py() if new_rows.num_rows else None
+    oldest = _utc_datetime(pc.min(new_rows["started_at"])) if new_rows.num_rows else None
     return new_rows, _count_records(segments), [], oldest
+
+
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def _utc_datetime(scalar) -> datetime | None:
+    """An Arrow timestamp scalar as a UTC datetime. Not ``as_py()``: for zoned timestamps it
+    imports pandas, seconds of GIL that stalled the server's calls during its first flush."""
+    if not scalar.is_valid:
+        return None
+    per_second = _PER_SECOND[scalar.type.unit]
+    seconds, fraction = divmod(scalar.value, per_second)
+    return (datetime.fromtimestamp(seconds, timezone.utc)
+            + timedelta(microseconds=fraction * 1_000_000 // per_second))
 
 
 def _read_line_by_line(con, segments: list[Path]) -> list[tuple[str, int, str]]:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 from tornado.httpclient import HTTPClientError
+from jupyter_server.auth import IdentityProvider, User
 from traitlets.config import Config
 
 from pytest_jupyter.jupyter_server import *  # noqa: F401,F403 - the jp_* fixtures, this module only
@@ -139,3 +140,71 @@ class TestOperatorMathjax:
         settings = jp_serverapp.web_app.settings
         assert settings["mathjax_url"] == "/static/mj.js"
         assert settings["mathjax_config"] is None
+
+
+# -- the server token's fast path (llmlab/handlers/base.py) ---------------------------------------
+def _status(loop, jp_fetch, *parts, **kw) -> int:
+    try:
+        return fetch(loop, jp_fetch, *parts, **kw).code
+    except HTTPClientError as exc:
+        return exc.code
+
+
+def test_the_server_token_passes_as_bearer_or_token_and_nothing_else_does(
+        jp_asyncio_loop, jp_fetch, jp_serverapp):
+    token = jp_serverapp.identity_provider.token
+    assert token
+    for header, expected in ((f"Bearer {token}", 200), (f"token {token}", 200),
+                             (f"BEARER {token}", 200), (f"Bearer {token}x", 403),
+                             (f"Bearer {token[:-1]}", 403), ("Bearer ", 403), ("", 403),
+                             (f"Basic {token}", 403)):
+        got = _status(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "models",
+                      headers={"Authorization": header})
+        assert got == expected, header
+    # A POST authenticated by the token needs no XSRF cookie, as with Jupyter's own path.
+    body = {"model": "llmlab/offline", "messages": [{"role": "user", "content": "hi"}]}
+    assert _status(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "chat", "completions", method="POST",
+                   body=json.dumps(body), headers={"Authorization": f"Bearer {token}"}) == 200
+    # The host check still applies (DNS rebinding protection).
+    assert _status(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "models",
+                   headers={"Authorization": f"Bearer {token}", "Host": "evil.example"}) == 403
+
+
+def test_the_fast_path_keeps_one_user_and_leaves_cookies_to_jupyter(
+        jp_asyncio_loop, jp_fetch, jp_serverapp):
+    token = jp_serverapp.identity_provider.token
+    for _ in range(2):
+        fetch(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "models",
+              headers={"Authorization": f"Bearer {token}"})
+    user = jp_serverapp.web_app.settings["llmlab_token_user"]
+    assert user.username
+    # A cookie (a browser) goes through JupyterHandler.prepare: a bogus one is not a login.
+    assert _status(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "models",
+                   headers={"Authorization": "", "Cookie": "username-x=bogus"}) == 403
+    assert _status(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "models",
+                   headers={"Authorization": f"Bearer {token}", "Cookie": "a=b"}) == 200
+
+
+class HeaderNameIdentityProvider(IdentityProvider):
+    """A stand-in for JupyterHub's provider: the user comes from a header; tokens do not count."""
+
+    def get_user(self, handler):
+        name = handler.request.headers.get("X-Test-User")
+        return User(username=name) if name else None
+
+
+class TestOtherIdentityProvider:
+    """Under another IdentityProvider (JupyterHub's, a custom one) the fast path stands aside."""
+
+    @pytest.fixture
+    def jp_server_config(self):
+        return Config({"ServerApp": {"jpserver_extensions": {"llmlab": True},
+                                     "identity_provider_class": HeaderNameIdentityProvider}})
+
+    def test_that_provider_decides(self, jp_asyncio_loop, jp_fetch, jp_serverapp):
+        token = jp_serverapp.identity_provider.token
+        # The server's token alone is not enough for this provider; its own header is.
+        assert _status(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "models",
+                       headers={"Authorization": f"Bearer {token}"}) == 403
+        assert _status(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "models",
+                       headers={"Authorization": "", "X-Test-User": "ana"}) == 200
