@@ -15,7 +15,9 @@ from llmlab import charts
 from llmlab.demo import seed_demo
 from llmlab.store import Store
 
-END = date.today()
+# A fixed, complete demo (a Wednesday): a date from the real clock is stale after midnight, and
+# just after midnight today holds no calls yet, so the hourly chart would have nothing to draw.
+END = date(2026, 11, 18)
 SINCE, UNTIL = END - timedelta(days=29), END
 
 

@@ -25,7 +25,22 @@ from llmlab.widgets.budgets import banner_lines, current_alerts
 from llmlab.widgets.extras import auto_columns
 from llmlab.widgets.server import empty_state_html, first_request_snippet
 
-TODAY = datetime.now(timezone.utc).date()
+from clock import pin_now
+
+# The demo tests run "at" noon of a fixed Wednesday mid-month: a date read from the real clock is
+# stale after midnight, and just after midnight (or on the 1st) "today" and "this month" hold
+# few or no demo calls. The dashboard and the budgets read this instant (see clock.py).
+TODAY = date(2026, 11, 18)
+NOW = datetime(2026, 11, 18, 12, 0, tzinfo=timezone.utc)
+
+
+def pin_the_dashboard_clock(monkeypatch) -> None:
+    from llmlab.policy import budgets as policy_budgets
+    from llmlab.policy import report as policy_report
+    from llmlab.widgets import dashboard as dashboard_module
+    from llmlab.widgets import state as state_module
+
+    pin_now(monkeypatch, NOW, state_module, dashboard_module, policy_budgets, policy_report)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +51,8 @@ def demo_home(tmp_path_factory):
 
 
 @pytest.fixture
-def lab(demo_home):
+def lab(demo_home, monkeypatch):
+    pin_the_dashboard_clock(monkeypatch)
     return llmlab.open(demo_home)
 
 
@@ -409,21 +425,21 @@ def _all_html(widget):
 
 
 @pytest.fixture
-def budget_lab(demo_home, tmp_path):
+def budget_lab(demo_home, tmp_path, monkeypatch):
     """A copy of the demo store, so budgets set here stay out of the other tests."""
     import shutil
 
     shutil.copy(Store(demo_home).db_path, tmp_path / "usage.duckdb")
+    pin_the_dashboard_clock(monkeypatch)
     return llmlab.open(tmp_path)
 
 
 def _month_spend(lab, column: str, value: str) -> float:
-    """Proxied spend this calendar month until now: what a monthly budget counts."""
-    now = datetime.now(timezone.utc)
-    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    """Proxied spend this calendar month until NOW: what a monthly budget counts."""
+    start = NOW.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return float(lab.sql(f"SELECT coalesce(sum(cost_usd), 0) AS s FROM requests WHERE {column} = ? "
                          "AND source = 'proxy' AND started_at >= ? AND started_at < ?",
-                         [value, start, now])["s"][0])
+                         [value, start, NOW])["s"][0])
 
 
 def test_budgets_tab_shows_spend_against_limit_and_the_banner(budget_lab, monkeypatch):
@@ -434,12 +450,8 @@ def test_budgets_tab_shows_spend_against_limit_and_the_banner(budget_lab, monkey
     lab = budget_lab
     client = lab.sql("SELECT client FROM requests WHERE client IS NOT NULL GROUP BY client "
                      "ORDER BY sum(cost_usd) DESC LIMIT 1")["client"][0]
-    # A call just now, so this month has spend whatever the day (the demo may have none yet
-    # in the first minutes of a month).
-    rec = _record("atlas", "1.25")
-    rec.client = client
-    lab.store.record(rec)
-    lab.flush()
+    # The store also holds the demo's calls after NOW (its afternoon): no budget may count them.
+    assert lab.sql("SELECT count(*) AS n FROM requests WHERE started_at >= ?", [NOW])["n"][0] > 0
     atlas = _month_spend(lab, "project", "atlas")
     client_spent = _month_spend(lab, "client", client)
     assert atlas > 0 and client_spent > 0
@@ -452,8 +464,7 @@ def test_budgets_tab_shows_spend_against_limit_and_the_banner(budget_lab, monkey
     a = Alert(budget_id=row["budget_id"], scope="project", target="atlas", threshold=0.8,
               spent_usd=float(row["spent_usd"]), limit_usd=float(row["limit_usd"]), period="month",
               period_start=row["period_start"].to_pydatetime(),
-              period_end=row["period_end"].to_pydatetime(), hard=True,
-              fired_at=datetime.now(timezone.utc))
+              period_end=row["period_end"].to_pydatetime(), hard=True, fired_at=NOW)
     record_alerts(lab.store, [{**a.as_dict(), "message": a.text()}])
 
     dash = Dashboard(lab, query="tab=budgets")
@@ -476,16 +487,33 @@ def test_banner_names_budgets_on_course_to_pass_their_limit():
     now = pd.Timestamp.now(tz="UTC")
     budgets = pd.DataFrame([
         {"budget_id": "b1", "scope": "client", "target": "acme", "period": "week",
-         "limit_usd": 100.0, "projected_usd": 130.0, "period_start": now - pd.Timedelta(days=2),
-         "period_end": now + pd.Timedelta(days=5)},
+         "limit_usd": 100.0, "spent_usd": 130.0 * 2 / 7, "projected_usd": 130.0,
+         "period_start": now - pd.Timedelta(days=2), "period_end": now + pd.Timedelta(days=5)},
         {"budget_id": "b2", "scope": "project", "target": "docs", "period": "month",
-         "limit_usd": 100.0, "projected_usd": 40.0, "period_start": now - pd.Timedelta(days=2),
-         "period_end": now + pd.Timedelta(days=20)}])
+         "limit_usd": 100.0, "spent_usd": 40.0 * 2 / 22, "projected_usd": 40.0,
+         "period_start": now - pd.Timedelta(days=2), "period_end": now + pd.Timedelta(days=20)}])
     old = pd.DataFrame([{"alert_id": "x", "budget_id": "b2", "threshold": 1.0, "message": "old",
                          "period_start": now - pd.Timedelta(days=40), "fired_at": now - pd.Timedelta(days=35)}])
     assert current_alerts(budgets, old).empty      # last period's alert is not this period's
     lines = banner_lines(budgets, old)
     assert len(lines) == 1 and lines[0].startswith("Client acme: projected $130.00")
+
+
+def test_banner_does_not_project_from_the_first_minutes_of_a_period():
+    # lab.budgets() 30 s into a month with one $1.25 call: it "projects" $100,800.
+    start = pd.Timestamp("2027-02-01", tz="UTC")
+    month_h, elapsed_h = 28 * 24, 30 / 3600
+    row = {"budget_id": "b", "scope": "client", "target": "acme", "period": "month",
+           "limit_usd": 125.0, "spent_usd": 1.25, "projected_usd": 1.25 / elapsed_h * month_h,
+           "period_start": start, "period_end": start + pd.Timedelta(hours=month_h)}
+    no_alerts = pd.DataFrame(columns=["alert_id", "budget_id", "threshold", "message", "period_start",
+                                      "fired_at"])
+    assert banner_lines(pd.DataFrame([row]), no_alerts) == []
+    # A tenth of the month on, the same pace is worth naming, and so is a limit already passed.
+    late = {**row, "spent_usd": 13.0, "projected_usd": 130.0}
+    assert banner_lines(pd.DataFrame([late]), no_alerts)[0].startswith("Client acme: projected $130.00")
+    over = {**row, "spent_usd": 126.0, "projected_usd": 126.0 / elapsed_h * month_h}
+    assert len(banner_lines(pd.DataFrame([over]), no_alerts)) == 1
 
 
 def test_auto_columns_read_money_and_names():

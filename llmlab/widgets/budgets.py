@@ -16,6 +16,10 @@ from . import format as fmt
 from .tables import Column, FrameTable
 
 SCOPE_LABEL = {"project": "Project", "client": "Client", "key": "Key"}
+# A projection from the first minutes of a period is noise: one call at 00:05 "projects" 288
+# times its cost over the day. The banner names a projected overrun once this share of the
+# period has passed (a budget already past its limit is named at once).
+PROJECT_AFTER_SHARE = 0.1
 _HOW_TO = """<div class="llmlab-hint"><b>No budgets yet.</b> Set one for a project, a client or a
 virtual key; the proxy then counts every call against it, alerts at 80% and 100%, and with
 <code>--hard</code> refuses calls past the limit:
@@ -113,11 +117,17 @@ def banner_lines(budgets: pd.DataFrame, alerts: pd.DataFrame) -> list[str]:
             seen.add(a["budget_id"])
             lines.append(str(a["message"]))
     for b in budgets.to_dict("records"):
-        if b["budget_id"] not in seen and b["limit_usd"] and b["projected_usd"] > b["limit_usd"]:
+        if b["budget_id"] not in seen and b["limit_usd"] and b["projected_usd"] > b["limit_usd"] \
+                and _worth_projecting(b):
             lines.append(f'{SCOPE_LABEL.get(b["scope"], b["scope"])} {b["target"]}: projected '
                          f'{fmt.money(b["projected_usd"])} by {_when(b["period_end"])}, over its '
                          f'{fmt.money(b["limit_usd"])} {b["period"]} limit')
     return lines
+
+
+def _worth_projecting(b: dict) -> bool:
+    # projected = spent / elapsed * length, so spent / projected is the share of the period gone.
+    return b["spent_usd"] >= b["limit_usd"] or b["spent_usd"] >= PROJECT_AFTER_SHARE * b["projected_usd"]
 
 
 class BudgetsTab:

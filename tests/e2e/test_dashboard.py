@@ -14,7 +14,8 @@ import json
 import os
 import re
 import shutil
-from datetime import datetime, timedelta, timezone
+import time
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -32,7 +33,10 @@ pytestmark = [
 ]
 ARTIFACTS = ROOT / "tests" / "_artifacts"
 DOC_IMAGES = ROOT / "docs" / "images"
-TODAY = datetime.now(timezone.utc).date()
+# The dashboard's kernel reads the real clock, so "today", "30 days" and the budget's month must
+# stay put while this test runs (a few minutes): a run that would straddle midnight UTC waits for
+# it and starts just after (the expectations then hold a day with almost no calls yet).
+CALENDAR_STILL_FOR_S = 240
 # Offline, Voila's page asks a CDN for the Font Awesome stylesheet (icon web fonts); nothing else
 # may fail.
 FONT_MISSES = ("fontawesome", "font-awesome", ".woff", ".ttf", ".eot", "fonts.googleapis", "fonts.gstatic")
@@ -74,13 +78,27 @@ def shot(page, name: str, *, docs: bool = False) -> Path:
     return path
 
 
+def a_day_that_outlasts_the_test() -> date:
+    """Today (UTC), once at least CALENDAR_STILL_FOR_S remain of it."""
+    now = datetime.now(timezone.utc)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), timezone.utc)
+    if (midnight - now).total_seconds() < CALENDAR_STILL_FOR_S:
+        time.sleep((midnight - now).total_seconds() + 1)
+    return datetime.now(timezone.utc).date()
+
+
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def today() -> date:
+    return a_day_that_outlasts_the_test()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, today):
     from llmlab.importers.claude_code import import_claude_code
 
     home = tmp_path_factory.mktemp("dashboard-home")
     store = Store(home)
-    seed_demo(store, days=90, end=TODAY, progress=False)
+    seed_demo(store, days=90, end=today, progress=False)
     logs = write_claude_logs(tmp_path_factory.mktemp("claude"), datetime.now(timezone.utc))
     assert import_claude_code(store, [logs]).rows_written == 4
     return home
@@ -117,26 +135,26 @@ def set_atlas_budget(home: Path) -> dict:
     return {"budget": b, "spent": float(spent), "alert": a.text()}
 
 
-def test_dashboard_in_chromium(demo, tmp_path):
+def test_dashboard_in_chromium(demo, today, tmp_path):
     from playwright.sync_api import expect
 
     db = demo / "usage.duckdb"
     budget = set_atlas_budget(demo)
-    first30 = TODAY - timedelta(days=29)
+    first30 = today - timedelta(days=29)
     spend_all = sql(db, "SELECT sum(cost_usd) FROM requests WHERE started_at::DATE BETWEEN ? AND ?",
-                    [first30, TODAY])[0][0]
+                    [first30, today])[0][0]
     spend_atlas = sql(db, "SELECT sum(cost_usd) FROM requests WHERE project = 'atlas' AND "
-                          "started_at::DATE BETWEEN ? AND ?", [first30, TODAY])[0][0]
+                          "started_at::DATE BETWEEN ? AND ?", [first30, today])[0][0]
     spend_atlas_4o = sql(db, "SELECT sum(cost_usd) FROM requests WHERE project = 'atlas' AND model = "
-                             "'gpt-4o' AND started_at::DATE BETWEEN ? AND ?", [first30, TODAY])[0][0]
-    first90 = TODAY - timedelta(days=89)
+                             "'gpt-4o' AND started_at::DATE BETWEEN ? AND ?", [first30, today])[0][0]
+    first90 = today - timedelta(days=89)
     conversation = sql(db, "SELECT request_id, request_body, response_body FROM requests WHERE "
                            "request_body IS NOT NULL AND started_at::DATE BETWEEN ? AND ? "
-                           "ORDER BY started_at DESC, request_id LIMIT 1", [first90, TODAY])[0]
+                           "ORDER BY started_at DESC, request_id LIMIT 1", [first90, today])[0]
     live_block = sql(db, "SELECT sum(cost_usd) FROM requests WHERE source = 'claude-code' AND "
                          "started_at >= now() - INTERVAL 1 HOUR")[0][0]
     atlas_90 = sql(db, "SELECT count(*) FROM requests WHERE project = 'atlas' AND "
-                       "started_at::DATE BETWEEN ? AND ?", [first90, TODAY])[0][0]
+                       "started_at::DATE BETWEEN ? AND ?", [first90, today])[0][0]
 
     with jupyter_server(demo, tmp_path) as server, chromium() as (page, console):
         failed: list[str] = []
@@ -158,7 +176,7 @@ def test_dashboard_in_chromium(demo, tmp_path):
         spend = page.locator(".llmlab-kpi[data-metric=spend] .llmlab-kpi-value")
         expect(spend).to_have_text(money(spend_all))
         expect(page.locator(".llmlab-kpi[data-metric=requests] .llmlab-kpi-value")).to_have_text(
-            f"{sql(db, 'SELECT count(*) FROM requests WHERE started_at::DATE BETWEEN ? AND ?', [first30, TODAY])[0][0]:,}")
+            f"{sql(db, 'SELECT count(*) FROM requests WHERE started_at::DATE BETWEEN ? AND ?', [first30, today])[0][0]:,}")
         expect(page.locator(".llmlab-section-calendar rect, .llmlab-section-calendar path").first).to_be_attached()
         shot(page, "dashboard", docs=True)
 
@@ -222,9 +240,9 @@ def test_dashboard_in_chromium(demo, tmp_path):
             page.click(".llmlab-download:has-text('CSV')")
         exported = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
         total_90 = sql(db, "SELECT count(*) FROM requests WHERE started_at::DATE BETWEEN ? AND ?",
-                       [first90, TODAY])[0][0]
+                       [first90, today])[0][0]
         assert len(exported) == total_90
-        assert download.value.suggested_filename == f"llmlab-{first90}_{TODAY}.csv"
+        assert download.value.suggested_filename == f"llmlab-{first90}_{today}.csv"
 
         # Budgets: atlas's card with its month-to-date spend, and the alert as the page banner.
         page.click(".lm-TabBar-tab:has-text('Budgets')")
