@@ -195,6 +195,31 @@ def test_no_change_reimport_command_does_not_load_duckdb(store, tmp_path, python
     assert "0 of 5 files read" in r.stdout and "LOADED []" in r.stdout
 
 
+def test_import_command_does_not_load_pandas(store, tmp_path, python):
+    """pyarrow imports pandas (a third of a second) to build a table from Python lists; the
+    importer builds its small tables in DuckDB, so a first import does not pay for it."""
+    import subprocess
+
+    root = fx.write(tmp_path / "claude")
+    code = ("import sys; from llmlab.cli import main; rc = main(); "
+            "print('LOADED', sorted(m for m in ('pandas',) if m in sys.modules)); sys.exit(rc)")
+    cmd = [python, "-c", code, "import", "claude-code", "--path", str(root), "-q",
+           "--home", str(store.home)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "5 of 5 files read" in r.stdout and "LOADED []" in r.stdout
+    assert _count(store) == (fx.ROWS, fx.TOTAL_TOKENS)
+    # A grown file is read from where the import stopped (its new lines parsed from Python).
+    with open(root / "projects" / "-home-u-beta" / "sess-b.jsonl", "a") as fh:
+        fh.write(fx.line("2026-11-03T10:00:00.000Z", "b3", fx.HAIKU,
+                         {"input_tokens": 4, "output_tokens": 4}, req="rb3x",
+                         session="sess-b") + "\n")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "1 of 5 files read" in r.stdout and "LOADED []" in r.stdout
+    assert _count(store) == (fx.ROWS + 1, fx.TOTAL_TOKENS + 8)
+
+
 def test_a_failed_write_keeps_what_was_written_and_the_next_import_finishes(store, tmp_path,
                                                                            monkeypatch):
     from llmlab.errors import StoreError

@@ -94,15 +94,13 @@ def memory_db(threads: int | None = None) -> duckdb.DuckDBPyConnection:
 
 
 def parse(con: duckdb.DuckDBPyConnection, works: list[Work], book) -> Parsed:
-    import pyarrow as pa
-
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.register("cc_files", pa.table({
-            "filename": [w.file.path for w in works],
-            "project": [w.file.project for w in works],
-            "session_id": [w.file.session_id for w in works],
-        }))
+        temp_table(con, "cc_files", {
+            "filename": ("VARCHAR", [w.file.path for w in works]),
+            "project": ("VARCHAR", [w.file.project for w in works]),
+            "session_id": ("VARCHAR", [w.file.session_id for w in works]),
+        })
         fresh = [w for w in works if w.read and w.offset == 0]
         tails = [w for w in works if w.read and w.offset > 0]
         positions: dict[str, tuple[int, int]] = {}
@@ -119,8 +117,8 @@ def parse(con: duckdb.DuckDBPyConnection, works: list[Work], book) -> Parsed:
                 # files in Python instead, replacing bad bytes; the lines around them are kept.
                 tails, fresh = fresh + tails, []
         if tails:
-            table, tail_pos = _read_tails(tails)
-            con.register("cc_tails", table)
+            tail_cols, tail_pos = _read_tails(tails)
+            temp_table(con, "cc_tails", tail_cols)
             con.execute(q.parse_sql("cc_tails", append=bool(fresh)))
             positions.update(tail_pos)
         # One pass over the parsed lines for everything but the rows: per file, how far it was
@@ -139,7 +137,7 @@ def parse(con: duckdb.DuckDBPyConnection, works: list[Work], book) -> Parsed:
         models = [r[0] for r in con.execute(
             "SELECT raw_model FROM cc_parsed WHERE raw_model IS NOT NULL AND drop_reason IS NULL "
             "UNION SELECT raw_model FROM cc_advisor").fetchall()]
-        con.register("cc_rates", _rates_table(book, models))
+        temp_table(con, "cc_rates", _rates_columns(book, models))
         con.execute(q.ROWS_SQL)
         rows = con.sql("SELECT * FROM cc_rows").to_arrow_table()
         dropped = Counter(dict(con.execute(
@@ -158,10 +156,18 @@ def parse(con: duckdb.DuckDBPyConnection, works: list[Work], book) -> Parsed:
         con.close()
 
 
-def _read_tails(works: list[Work]):
-    """The complete new lines of each file past its read position, read in Python."""
-    import pyarrow as pa
+def temp_table(con: duckdb.DuckDBPyConnection, name: str, cols: dict[str, tuple[str, list]]):
+    """A temp table ``name`` of ``{column: (SQL type, values)}``, built by DuckDB from Python
+    lists. Not ``pyarrow.table``: pyarrow imports pandas for a table made of lists, which
+    costs a cold import a third of a second."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT "
+                + ", ".join(f"unnest(?::{t}[]) AS {c}" for c, (t, _) in cols.items()),
+                [v for _, v in cols.values()])
 
+
+def _read_tails(works: list[Work]):
+    """The complete new lines of each file past its read position, read in Python: the
+    columns of ``cc_tails`` (see ``temp_table``) and the new read positions."""
     names, bases, contents = [], [], []
     positions: dict[str, tuple[int, int]] = {}
     for w in works:
@@ -178,14 +184,13 @@ def _read_tails(works: list[Work]):
         bases.append(w.base_line)
         contents.append(chunk.decode("utf-8", errors="replace"))
         positions[w.file.path] = (w.offset + end, w.base_line + chunk.count(b"\n"))
-    return pa.table({"filename": names, "base_line": pa.array(bases, pa.int64()),
-                     "content": contents}), positions
+    return {"filename": ("VARCHAR", names), "base_line": ("BIGINT", bases),
+            "content": ("VARCHAR", contents)}, positions
 
 
-def _rates_table(book, models: list[str]):
-    """Per-token rates of the batch's models in integer picodollars (1e-12 USD)."""
-    import pyarrow as pa
-
+def _rates_columns(book, models: list[str]):
+    """Per-token rates of the batch's models in integer picodollars (1e-12 USD): the columns
+    of ``cc_rates`` (see ``temp_table``)."""
     names = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h", "input_above",
              "output_above", "cache_read_above", "cache_write_5m_above", "cache_write_1h_above")
     cols: dict[str, list] = {k: [] for k in ("model", *names, "fast_milli", "source")}
@@ -199,9 +204,7 @@ def _rates_table(book, models: list[str]):
             cols[k].append(None if v is None else int((Decimal(v) * _PICO).to_integral_value()))
         cols["fast_milli"].append(int((Decimal(r.fast_multiplier) * 1000).to_integral_value()))
         cols["source"].append(r.source)
-    types = {k: pa.int64() for k in cols}
-    types.update(model=pa.string(), source=pa.string())
-    return pa.table({k: pa.array(v, types[k]) for k, v in cols.items()})
+    return {k: ("VARCHAR" if k in ("model", "source") else "BIGINT", v) for k, v in cols.items()}
 
 
 def _sql_list(paths: list[str]) -> str:

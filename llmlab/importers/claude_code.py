@@ -140,6 +140,10 @@ def _write_while_parsing(store: Store, mem, parsed_batches, result: ImportResult
     cursor = mem.cursor()  # the writer's own: a DuckDB connection is not shared across threads
 
     def writer():
+        try:
+            store.ensure()  # a new store is created while the first batches parse
+        except BaseException as exc:  # noqa: BLE001 - raised in the importing thread
+            failed.append(exc)
         while (chunk := chunks.get()) is not None:
             try:
                 if not failed:
@@ -260,14 +264,16 @@ def _flush(store: Store, mem, held: list[Parsed], result: ImportResult) -> None:
         return
     import pyarrow as pa
 
+    from .claude_batch import temp_table
+
     rows = [p.rows for p in held if p.rows.num_rows]
     batch = _dedup(mem, pa.concat_tables(rows)) if rows else None
-    state = _state_table(held)
+    state = _state_columns(held)
     written = merged = 0
     with store.write() as con:
-        con.register("cc_state", state)
         con.execute("BEGIN TRANSACTION")
         try:
+            temp_table(con, "cc_state", state)
             if batch is not None:
                 con.register("cc_batch", batch)
                 written, merged = _write_rows(con, batch.num_rows)
@@ -275,6 +281,7 @@ def _flush(store: Store, mem, held: list[Parsed], result: ImportResult) -> None:
                 "INSERT OR REPLACE INTO _llmlab_log_files (path, source, size, mtime_ns, "
                 "consumed_bytes, consumed_lines, tail_hash, entries, dropped_lines, imported_at) "
                 "SELECT * FROM cc_state")
+            con.execute("DROP TABLE cc_state")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -338,10 +345,9 @@ def _write_rows(con, n_rows: int) -> tuple[int, int]:
     return int(written), int(merged)
 
 
-def _state_table(held: list[Parsed]):
-    """New ``_llmlab_log_files`` rows of the files in ``held`` (unreadable files are left out)."""
-    import pyarrow as pa
-
+def _state_columns(held: list[Parsed]):
+    """New ``_llmlab_log_files`` rows of the files in ``held`` (unreadable files are left out),
+    as columns for ``temp_table``."""
     now = datetime.now(timezone.utc)
     cols: dict[str, list] = {k: [] for k in (
         "path", "source", "size", "mtime_ns", "consumed_bytes", "consumed_lines", "tail_hash",
@@ -358,9 +364,9 @@ def _state_table(held: list[Parsed]):
                          ("entries", w.entries + new_entries),
                          ("dropped_lines", w.dropped + new_dropped), ("imported_at", now)):
                 cols[k].append(v)
-    return pa.table({k: pa.array(v, pa.int64()) if k in ("size", "mtime_ns", "consumed_bytes",
-                                                          "consumed_lines", "entries", "dropped_lines")
-                     else v for k, v in cols.items()})
+    types = dict.fromkeys(cols, "BIGINT")
+    types.update(path="VARCHAR", source="VARCHAR", tail_hash="VARCHAR", imported_at="TIMESTAMPTZ")
+    return {k: (types[k], v) for k, v in cols.items()}
 
 
 def _bar(total: int, enabled: bool):
