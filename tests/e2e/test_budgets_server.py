@@ -17,6 +17,7 @@ import openai
 import pytest
 from proxy_server import ProxyServer
 from upstream import Upstream
+from fixtures import upstream  # noqa: F401 - a shared fixture
 from webhook_receiver import WebhookReceiver
 
 import llmlab
@@ -34,13 +35,6 @@ def _model_list(upstream: Upstream) -> list[dict]:
     return [{"model_name": "priced",
              "litellm_params": {"model": "openai/gpt-4o-mini", "api_base": upstream.base_url},
              "model_info": {"input_cost_per_token": IN_PRICE, "output_cost_per_token": OUT_PRICE}}]
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    up = Upstream().start()
-    yield up
-    up.stop()
 
 
 @pytest.fixture(scope="module")

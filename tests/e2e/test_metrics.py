@@ -14,17 +14,13 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from proxy_server import ProxyServer
-from upstream import Upstream
+from fixtures import upstream  # noqa: F401 - a shared fixture
 
 pytestmark = pytest.mark.slow
 PROVIDER_KEY = "sk-metrics-provider-key-91c4e2"
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    up = Upstream(api_key=PROVIDER_KEY).start()
-    yield up
-    up.stop()
+UPSTREAM_API_KEY = PROVIDER_KEY
 
 
 @pytest.fixture(scope="module")

@@ -7,17 +7,10 @@ import uuid
 
 import pytest
 from proxy_server import ProxyServer
-from upstream import Upstream
+from fixtures import upstream  # noqa: F401 - a shared fixture
 
 pytestmark = pytest.mark.slow
 N = 200
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    up = Upstream().start()
-    yield up
-    up.stop()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 from proxy_server import TOKEN, ProxyServer
-from upstream import Upstream
+from fixtures import upstream  # noqa: F401 - a shared fixture
 
 pytestmark = pytest.mark.slow
 PROVIDER_KEY = "sk-e2e-provider-key-5b8e1d0c9a"
@@ -43,11 +43,7 @@ def litellm_cost():
     return cost
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    up = Upstream(api_key=PROVIDER_KEY).start()
-    yield up
-    up.stop()
+UPSTREAM_API_KEY = PROVIDER_KEY
 
 
 @pytest.fixture(scope="module")

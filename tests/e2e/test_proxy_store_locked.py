@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 from proxy_server import ProxyServer
-from upstream import Upstream
+from fixtures import upstream  # noqa: F401 - a shared fixture
 
 import llmlab
 
@@ -23,13 +23,6 @@ print("holding", flush=True)
 sys.stdin.read()                           # until the test closes our stdin
 con.close()
 """
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    up = Upstream().start()
-    yield up
-    up.stop()
 
 
 @pytest.fixture(scope="module")
