@@ -22,7 +22,6 @@ from llmlab.store import Store, UsageRecord
 from llmlab.widgets import Dashboard, ViewState, as_xml, messages
 from llmlab.widgets import format as fmt
 from llmlab.widgets.budgets import banner_lines, current_alerts
-from llmlab.widgets.extras import auto_columns
 from llmlab.widgets.server import empty_state_html, first_request_snippet
 
 from clock import pin_now
@@ -514,12 +513,6 @@ def test_banner_does_not_project_from_the_first_minutes_of_a_period():
     assert banner_lines(pd.DataFrame([late]), no_alerts)[0].startswith("Client acme: projected $130.00")
     over = {**row, "spent_usd": 126.0, "projected_usd": 126.0 / elapsed_h * month_h}
     assert len(banner_lines(pd.DataFrame([over]), no_alerts)) == 1
-
-
-def test_auto_columns_read_money_and_names():
-    frame = pd.DataFrame({"name": ["atlas"], "spent_usd": [85.0]})
-    cols = {c.key: c for c in auto_columns(frame)}
-    assert cols["spent_usd"].show(1234.5) == "$1,234.50" and cols["name"].kind == "text"
 
 
 def test_an_unreadable_store_shows_a_problem_and_recovers(dash, tmp_path):

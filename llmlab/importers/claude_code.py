@@ -2,7 +2,7 @@
 
     from llmlab.importers import import_claude_code
     result = import_claude_code(store)                 # the logs Claude Code itself writes
-    result = import_claude_code(store, ["~/work/.claude"], progress=True)
+    result = import_claude_code(store, ["path/to/another/.claude"], progress=True)
 
 One row per deduplicated assistant message, keyed by ccusage's dedup key, so importing twice,
 or a message logged once per content block, never counts twice (claude_sql.py has the rules).

@@ -12,7 +12,6 @@ import ipywidgets as w
 import pandas as pd
 
 from . import format as fmt
-from .extras import unavailable
 from .tables import Column, FrameTable
 
 SOURCE = "claude-code"
@@ -56,10 +55,6 @@ class ClaudeCodeTab:
         self.widget = w.VBox([self.note, self.body])
 
     def refresh(self, lab, *, since: date, until: date, timezone: str, **filters) -> None:
-        if not (hasattr(lab, "blocks") and hasattr(lab, "sessions")):
-            self.note.value = unavailable("Claude Code blocks and sessions", "lab.blocks() / lab.sessions()")
-            self.body.layout.display = "none"
-            return
         self.tz = ZoneInfo(timezone)
         filters = {**filters, "source": SOURCE}
         # One pass over the blocks: the table keeps the range, the active block is "now".
