@@ -56,10 +56,10 @@ def register(sub) -> None:
     ro.set_defaults(func=rotate)
 
 
-def _lab(args):
-    from ..query import Lab
+def _keys(args):
+    from ..policy.report import Keys
 
-    return Lab(store_of(args))
+    return Keys(store_of(args))
 
 
 def _print_created(created, as_json: bool, verb: str) -> None:
@@ -73,7 +73,7 @@ def _print_created(created, as_json: bool, verb: str) -> None:
 
 
 def create(args) -> int:
-    created = _lab(args).keys.create(
+    created = _keys(args).create(
         args.project, client=args.client, name=args.name, budget_usd=args.budget,
         period=args.period, hard=args.hard, thresholds=args.thresholds, rpm=args.rpm,
         tpm=args.tpm, models=args.models, expires=args.expires)
@@ -102,11 +102,11 @@ def list_(args) -> int:
 
 
 def revoke(args) -> int:
-    key = _lab(args).keys.revoke(args.key_id)
+    key = _keys(args).revoke(args.key_id)
     print(f"revoked key {key.key_id} ({key.prefix}...)")
     return 0
 
 
 def rotate(args) -> int:
-    _print_created(_lab(args).keys.rotate(args.key_id), args.json, "rotated")
+    _print_created(_keys(args).rotate(args.key_id), args.json, "rotated")
     return 0

@@ -27,7 +27,7 @@ from .budgets import DEFAULT_THRESHOLDS, parse_thresholds, utc
 from .keys import VirtualKey, parse_key
 from .ledger import Entry, Ledger, Settled
 from .ratelimit import RateLimiter
-from .spend import snapshot
+from .spend import SpendSnapshot, snapshot
 
 READY_TIMEOUT_S = 30.0
 # How long a call without a virtual key waits for the first load before it goes ahead unheld.
@@ -126,7 +126,9 @@ class PolicyHook:
             new = [b for bid, b in state.budgets.items()
                    if bid not in self.ledger.entries
                    or self.ledger.entries[bid].budget.definition() != b.definition()]
-            snap = await loop.run_in_executor(
+            # Budgets this process already holds keep their live spend: with none new (a key
+            # change, a limit change) there is nothing to sum, so no journal or table scan.
+            snap = SpendSnapshot(started, {}) if not new else await loop.run_in_executor(
                 None, lambda: snapshot(self.store, new, at=started, recent_since=started))
             now = datetime.now(timezone.utc)
             # The snapshot's periods; an entry whose period ended meanwhile rolls on next use.

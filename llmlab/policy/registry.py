@@ -149,39 +149,53 @@ def list_keys(store: Store, *, include_revoked: bool = True) -> list[VirtualKey]
     return keys if include_revoked else [k for k in keys if k.revoked_at is None]
 
 
-def get_key(store: Store, key_id: str) -> VirtualKey:
+def _check_key_id(key_id: str) -> None:
     if not valid_key_id(key_id):
         raise ConfigError(f"{key_id!r} is not a key id (12 hex digits, as `llmlab keys list` shows)")
+
+
+def _no_key(store: Store, key_id: str) -> ConfigError:
+    return ConfigError(f"no key {key_id!r} in {store.db_path}")
+
+
+def get_key(store: Store, key_id: str) -> VirtualKey:
+    _check_key_id(key_id)
     with store.read() as con:
         row = con.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", [key_id]).fetchone()
     if row is None:
-        raise ConfigError(f"no key {key_id!r} in {store.db_path}")
+        raise _no_key(store, key_id)
     return _key_from_row(row)
 
 
+# The changes below are one UPDATE ... RETURNING under one write lease, and raise only after the
+# lease (an exception inside a write block leaves the rollup marked dirty: store/rollup.py).
 def revoke_key(store: Store, key_id: str) -> VirtualKey:
-    get_key(store, key_id)
+    _check_key_id(key_id)
     with store.write() as con:
-        con.execute("UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE key_id = ?",
-                    [datetime.now(timezone.utc), key_id])
+        row = con.execute("UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE key_id = ? "
+                          f"RETURNING {_KEY_COLUMNS}", [datetime.now(timezone.utc), key_id]).fetchone()
+    if row is None:
+        raise _no_key(store, key_id)
     touch_stamp(store)
-    return get_key(store, key_id)
+    return _key_from_row(row)
 
 
 def rotate_key(store: Store, key_id: str) -> CreatedKey:
     """A new secret for the same key id (its budgets, limits and history stay); the old secret
     stops working as soon as the server reloads."""
-    old = get_key(store, key_id)
-    if old.revoked_at is not None:
-        raise ConfigError(f"key {key_id} is revoked; create a new one instead")
+    _check_key_id(key_id)
     secret = new_secret()
     key = format_key(key_id, secret)
     now = datetime.now(timezone.utc)
     with store.write() as con:
-        con.execute("UPDATE api_keys SET secret_hash = ?, prefix = ?, rotated_at = ? WHERE key_id = ?",
-                    [hash_key(key), display_prefix(key_id, secret), now, key_id])
+        row = con.execute("UPDATE api_keys SET secret_hash = ?, prefix = ?, rotated_at = ? "
+                          f"WHERE key_id = ? AND revoked_at IS NULL RETURNING {_KEY_COLUMNS}",
+                          [hash_key(key), display_prefix(key_id, secret), now, key_id]).fetchone()
+    if row is None:
+        get_key(store, key_id)   # raises when there is no such key; else it is revoked
+        raise ConfigError(f"key {key_id} is revoked; create a new one instead")
     touch_stamp(store)
-    return CreatedKey(key, get_key(store, key_id))
+    return CreatedKey(key, _key_from_row(row))
 
 
 # -- budgets ----------------------------------------------------------------------------------
@@ -211,10 +225,10 @@ def list_budgets(store: Store) -> list[Budget]:
 
 def delete_budget(store: Store, budget_id: str) -> None:
     with store.write() as con:
-        found = con.execute("SELECT count(*) FROM budgets WHERE budget_id = ?", [budget_id]).fetchone()[0]
-        if not found:
-            raise ConfigError(f"no budget {budget_id!r} (see `llmlab budgets list`)")
-        con.execute("DELETE FROM budgets WHERE budget_id = ?", [budget_id])
+        found = con.execute("DELETE FROM budgets WHERE budget_id = ? RETURNING budget_id",
+                            [budget_id]).fetchall()
+    if not found:
+        raise ConfigError(f"no budget {budget_id!r} (see `llmlab budgets list`)")
     touch_stamp(store)
 
 

@@ -74,6 +74,32 @@ def record_cost(value) -> float:
         return 0.0
 
 
+# Every budget's sum in one scan of ``requests``: the budgets travel as parallel arrays, each
+# row is matched on its budget's column, target and period. The outer bounds let DuckDB skip
+# row groups outside every period (started_at zone maps).
+_SPEND_SQL = """
+    WITH b AS (SELECT unnest(?::VARCHAR[]) AS budget_id, unnest(?::VARCHAR[]) AS col,
+                      unnest(?::VARCHAR[]) AS target, unnest(?::TIMESTAMPTZ[]) AS lo,
+                      unnest(?::TIMESTAMPTZ[]) AS hi)
+    SELECT b.budget_id, sum(r.cost_usd)::DOUBLE
+    FROM requests r JOIN b
+      ON r.started_at >= b.lo AND r.started_at < b.hi
+     AND b.target = CASE b.col WHEN 'key_id' THEN r.key_id WHEN 'project' THEN r.project
+                               ELSE r.client END
+    WHERE r.source = 'proxy' AND r.started_at >= ? AND r.started_at < ?
+    GROUP BY b.budget_id
+"""
+
+
+def _table_spend(con, budgets: list[Budget], periods: dict) -> dict[str, float]:
+    los = [periods[b.budget_id][0] for b in budgets]
+    his = [periods[b.budget_id][1] for b in budgets]
+    rows = con.execute(_SPEND_SQL, [[b.budget_id for b in budgets], [b.column for b in budgets],
+                                    [b.target for b in budgets], los, his,
+                                    min(los), max(his)]).fetchall()
+    return {bid: float(total or 0.0) for bid, total in rows}
+
+
 def snapshot(store: Store, budgets: list[Budget], *, at: datetime | None = None,
              recent_since: datetime | None = None, as_of: bool = False) -> SpendSnapshot:
     """Spend of ``budgets`` in the periods holding ``at``; ``as_of``: only calls started before
@@ -81,19 +107,14 @@ def snapshot(store: Store, budgets: list[Budget], *, at: datetime | None = None,
     dedupes calls it saw settle meanwhile)."""
     at = utc(at)
 
-    def bounds(b: Budget):
+    periods = {}
+    for b in budgets:
         start, end = b.bounds(at)
-        return (start, min(end, at)) if as_of else (start, end)
-
+        periods[b.budget_id] = (start, min(end, at) if as_of else end)
     spent = {b.budget_id: 0.0 for b in budgets}
     with store.read() as con:
-        for b in budgets:
-            start, end = bounds(b)
-            row = con.execute(
-                f"SELECT coalesce(sum(cost_usd), 0)::DOUBLE FROM requests WHERE source = 'proxy' "
-                f"AND started_at >= ? AND started_at < ? AND {b.column} = ?",
-                [start, end, b.target]).fetchone()
-            spent[b.budget_id] = float(row[0] or 0.0)
+        if budgets:
+            spent.update(_table_spend(con, budgets, periods))
         waiting = journal_records(store.journal_dir)
         ids = [r["request_id"] for r in waiting]
         in_table: set[str] = set()
@@ -118,7 +139,7 @@ def snapshot(store: Store, budgets: list[Budget], *, at: datetime | None = None,
             continue
         for b in budgets:
             if b.applies_to(rec.get("key_id"), rec.get("project"), rec.get("client")):
-                start, end = bounds(b)
+                start, end = periods[b.budget_id]
                 if start <= started < end:
                     spent[b.budget_id] += cost
     return SpendSnapshot(at, spent, counted)
