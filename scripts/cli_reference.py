@@ -23,18 +23,13 @@ END = "<!-- END GENERATED -->"
 _DEFAULT_GROUPS = {"options", "optional arguments", "positional arguments"}
 
 
-def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+def _subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser, str]]:
+    """``(name, parser, one-line help)`` of ``parser``'s direct sub-commands."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
-
-
-def _help_of(parser: argparse.ArgumentParser) -> dict[str, str]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return {a.dest: a.help or "" for a in action._choices_actions}
-    return {}
+            helps = {a.dest: a.help or "" for a in action._choices_actions}
+            return [(name, sub, helps.get(name, "")) for name, sub in action.choices.items()]
+    return []
 
 
 def commands(parser: argparse.ArgumentParser | None = None, prefix: str = "llmlab"):
@@ -43,10 +38,9 @@ def commands(parser: argparse.ArgumentParser | None = None, prefix: str = "llmla
         from llmlab.cli import build_parser
 
         parser = build_parser()
-    helps = _help_of(parser)
-    for name, sub in _subparsers(parser).items():
+    for name, sub, summary in _subcommands(parser):
         full = f"{prefix} {name}"
-        yield full, sub, helps.get(name, "")
+        yield full, sub, summary
         yield from commands(sub, full)
 
 
@@ -106,11 +100,10 @@ def _section(name: str, parser: argparse.ArgumentParser, summary: str) -> list[s
     text = _md(parser.description or summary or "")
     if text:
         out += [text, ""]
-    subs = _subparsers(parser)
+    subs = _subcommands(parser)
     if subs:
-        helps = _help_of(parser)
         out += ["| command | what it does |", "|---|---|"]
-        out += [f"| `{name} {s}` | {_md(helps.get(s, ''))} |" for s in subs]
+        out += [f"| `{name} {s}` | {_md(what)} |" for s, _, what in subs]
         out.append("")
     for group in parser._action_groups:
         rows = _rows(parser, group._group_actions)

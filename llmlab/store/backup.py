@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from ..errors import ConfigError, StoreError
+from .lease import _DUCKDB_CONFIG, _sql_text
 
 BACKUP_ALIAS = "llmlab_backup"
 
@@ -28,10 +29,6 @@ class BackupResult:
     requests: int           # rows of ``requests`` in the copy
     migrations: list[str]   # the schema version of the copy
     waiting_segments: int   # journal segments not in the copy yet (they are in the next one)
-
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def backup(store, out: str | os.PathLike, *, overwrite: bool = False, flush: bool = True) -> BackupResult:
@@ -75,9 +72,7 @@ def backup(store, out: str | os.PathLike, *, overwrite: bool = False, flush: boo
 
 def verify(path: str | os.PathLike, *, expected_requests: int | None = None) -> BackupResult:
     """Open a backup read-only and check it is a whole llmlab store."""
-    con = duckdb.connect(str(path), read_only=True,
-                         config={"autoinstall_known_extensions": False,
-                                 "autoload_known_extensions": False})
+    con = duckdb.connect(str(path), read_only=True, config=dict(_DUCKDB_CONFIG))
     try:
         migrations = [r[0] for r in con.execute(
             "SELECT name FROM _llmlab_migrations ORDER BY name").fetchall()]
