@@ -84,18 +84,27 @@ class LLMLabHandler(APIHandler):
                     and hmac.compare_digest(match.group(2).encode(), token.encode()))
 
     def _prepare_token_request(self) -> None:
+        self.check_request_host()
         # What JupyterHandler.prepare and APIHandler.prepare do for such a call, without
         # minting a new anonymous user (a uuid and a log line) each time: about 6% of a proxied
         # call's CPU (benchmarks/RESULTS.md, Proxy). tests/e2e/test_proxy_inprocess.py pins it.
-        CallContext.set(CallContext.JUPYTER_HANDLER, self)
-        if not self.check_host():
-            self.current_user = self._jupyter_current_user = None
-            raise HTTPError(403)
         user = self.settings.get("llmlab_token_user")
         if user is None:
             user = self.settings["llmlab_token_user"] = \
                 self.identity_provider.generate_anonymous_user(self)
-        self._token_authenticated = True   # a header credential: no XSRF check applies
+        self.accept_header_credential(user)
+
+    def check_request_host(self) -> None:
+        """Jupyter's DNS-rebinding check, first thing for any credential."""
+        CallContext.set(CallContext.JUPYTER_HANDLER, self)
+        if not self.check_host():
+            self.current_user = self._jupyter_current_user = None
+            raise HTTPError(403)
+
+    def accept_header_credential(self, user) -> None:
+        """Log ``user`` in for this request as Jupyter does for a token in a header (no cookie,
+        so no XSRF check), with its CORS and origin checks. Call after check_request_host()."""
+        self._token_authenticated = True
         self.current_user = self._jupyter_current_user = user
         self.set_cors_headers()
         if not self.check_origin():
@@ -119,5 +128,6 @@ class LLMLabHandler(APIHandler):
     def write_error(self, status_code: int, **kwargs) -> None:
         exc_info = kwargs.get("exc_info")
         err = as_proxy_error(exc_info[1] if exc_info else None, status_code)
+        self.set_status(err.status)   # a ProxyError raised on purpose keeps its own status
         self.set_header("Content-Type", "application/json")
         self.finish(error_body(err))

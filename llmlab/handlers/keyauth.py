@@ -9,7 +9,6 @@ provider, which knows no such token and refuses it (403).
 from __future__ import annotations
 
 from jupyter_server.auth import User
-from tornado.web import HTTPError
 
 from ..errors import ProxyError
 from ..policy.keys import looks_like_key
@@ -34,17 +33,13 @@ class VirtualKeyAuthMixin:
         policy = self.settings.get("llmlab_policy")
         if token is None or policy is None or not looks_like_key(token):
             return await super().prepare()
-        if not self.check_host():
-            raise HTTPError(403)
+        self.check_request_host()
         try:
             key = await policy.authenticate(token)
         except ProxyError as err:
             self.current_user = self._jupyter_current_user = None
             self.set_header("WWW-Authenticate", 'Bearer realm="llmlab"')
             return self.write_openai_error(err)
-        # A header credential, like Jupyter's token: no cookie, so no XSRF or origin check.
-        self._token_authenticated = True
         self.llmlab_key = key
-        user = User(username=f"llmlab-key-{key.key_id}", name=key.name or key.key_id)
-        self.current_user = self._jupyter_current_user = user
-        self.set_cors_headers()
+        self.accept_header_credential(User(username=f"llmlab-key-{key.key_id}",
+                                           name=key.name or key.key_id))

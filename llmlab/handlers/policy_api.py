@@ -23,7 +23,7 @@ from functools import partial
 
 import tornado.web
 
-from ..errors import BadRequestError, ConfigError, ProxyError, QueryError
+from ..errors import BadRequestError, ConfigError, QueryError
 from ..policy import registry
 from .base import LLMLabHandler
 
@@ -54,13 +54,6 @@ class PolicyAPIHandler(LLMLabHandler):
         except Exception as exc:  # noqa: BLE001 - saved already; the reload loop retries
             self.log.warning("llmlab: change saved, but reloading keys and budgets failed "
                              "(retried within policy_reload_interval): %s", exc)
-
-    def write_error(self, status_code: int, **kwargs) -> None:
-        exc = (kwargs.get("exc_info") or (None, None))[1]
-        if isinstance(exc, ProxyError):   # raised on purpose: its own status, not tornado's 500
-            self.set_status(exc.status)
-        super().write_error(status_code, **kwargs)
-
 
 class KeysHandler(PolicyAPIHandler):
     @tornado.web.authenticated
