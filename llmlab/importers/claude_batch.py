@@ -77,12 +77,18 @@ def parse_all(mem: duckdb.DuckDBPyConnection, works: list[Work], book, workers: 
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llmlab-cc-import") as pool:
         pending = []
-        for b in todo:
-            while len(pending) > workers:  # at most workers + 1 batches in memory at once
+        try:
+            for b in todo:
+                while len(pending) > workers:  # at most workers + 1 batches in memory at once
+                    yield pending.pop(0).result()
+                pending.append(pool.submit(parse, mem.cursor(), b, book))
+            while pending:
                 yield pending.pop(0).result()
-            pending.append(pool.submit(parse, mem.cursor(), b, book))
-        for fut in pending:
-            yield fut.result()
+        finally:
+            # Closed early (the writer failed): start nothing more; leaving the pool waits for
+            # the batches already running, so ``mem`` is idle when the caller closes it.
+            for fut in pending:
+                fut.cancel()
 
 
 def memory_db(threads: int | None = None) -> duckdb.DuckDBPyConnection:

@@ -169,6 +169,9 @@ def _write_while_parsing(store: Store, mem, parsed_batches, result: ImportResult
             if held:
                 chunks.put(held)
     finally:
+        close = getattr(parsed_batches, "close", None)
+        if close is not None:   # stop parsing (a failed write): its threads use ``mem``
+            close()
         chunks.put(None)
         thread.join()
         cursor.close()
