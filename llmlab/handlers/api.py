@@ -12,6 +12,7 @@ from dataclasses import asdict
 import tornado.web
 
 from .. import __version__
+from ..proxy import heap
 from .base import LLMLabHandler
 
 
@@ -38,4 +39,5 @@ class HealthHandler(LLMLabHandler):
             "body_storage": svc.body_mode,
             "default_project": svc.default_project,
             "claude_code_import": dict(importer.state) if importer else {"status": "off"},
+            "gc": heap.state(),
         })

@@ -13,6 +13,7 @@
     bodies.py           body storage: off / on / redacted
     service.py          ProxyService: all of the above, built once; the hooks seam
     flusher.py          background thread: journal -> usage.duckdb
+    heap.py             the process's garbage collector, set for per-call allocations
 
 The tornado handlers in ``llmlab.handlers`` are thin I/O around this package.
 """

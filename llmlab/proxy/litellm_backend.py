@@ -57,8 +57,11 @@ class LiteLLMBackend:
         threading.Thread(target=self._load, name="llmlab-litellm-import", daemon=True).start()
 
     def _load(self) -> None:
+        from . import heap
+
         try:
             self._module = _import_litellm()
+            heap.settle()   # litellm's modules and tables: long-lived, never garbage
         except BaseException as exc:  # noqa: BLE001 - reported to every waiting call
             self._error = exc
         finally:

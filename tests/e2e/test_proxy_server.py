@@ -433,6 +433,10 @@ def test_health_reports_store_journal_and_upstreams(server):
     assert ups["fast"]["key"] == "configured (E2E_PROVIDER_KEY)" and ups["fast"]["requests"] > 0
     assert ups["unreachable"]["errors"] >= 1
     assert PROVIDER_KEY not in json.dumps(h)
+    # The garbage collector is set for the proxy once the server runs (proxy/heap.py): what
+    # Jupyter, the extensions and litellm (this server routes "claude" through it) loaded is frozen.
+    assert h["gc"]["tuned"] is True and h["gc"]["young_threshold"] == 10_000
+    assert h["gc"]["frozen_objects"] > 100_000
 
 
 def test_provider_key_echoed_by_upstream_is_scrubbed(server, client, seen_responses):
