@@ -55,6 +55,11 @@ _AUTH_HEADER = re.compile(r"(token|bearer)\s+(.+)", re.IGNORECASE)   # jupyter_s
 # jupyter_server's own providers, whose token check the fast path repeats (the default is
 # PasswordIdentityProvider, which adds password logins through cookies only).
 _TOKEN_PROVIDERS = (IdentityProvider, PasswordIdentityProvider)
+_MAX_REMEMBERED_HOSTS = 64
+
+
+def _may_be_socket_path(host: str) -> bool:
+    return "/" in host or "%2f" in host.lower()
 
 
 class LLMLabHandler(APIHandler):
@@ -93,6 +98,28 @@ class LLMLabHandler(APIHandler):
             user = self.settings["llmlab_token_user"] = \
                 self.identity_provider.generate_anonymous_user(self)
         self.accept_header_credential(user)
+
+    @property
+    def content_security_policy(self) -> str:
+        # Jupyter joins this string on every request (part of ~20 µs of default headers); it
+        # depends on settings only, so it is built once per server.
+        csp = self.settings.get("llmlab_csp")
+        if csp is None:
+            csp = self.settings["llmlab_csp"] = super().content_security_policy
+        return csp
+
+    def check_host(self) -> bool:
+        # Jupyter's verdict on a Host header depends on settings fixed at startup, except for a
+        # UNIX socket path (the file may come and go), so allowed names are remembered: the
+        # check parses the header and the address on every call otherwise.
+        allowed = self.settings.setdefault("llmlab_allowed_hosts", set())
+        host = self.request.host
+        if host in allowed:
+            return True
+        ok = super().check_host()
+        if ok and len(allowed) < _MAX_REMEMBERED_HOSTS and not _may_be_socket_path(host):
+            allowed.add(host)
+        return ok
 
     def check_request_host(self) -> None:
         """Jupyter's DNS-rebinding check, first thing for any credential."""

@@ -4,6 +4,7 @@ every route needs the token, and an offline call is recorded with its body (stor
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import pytest
@@ -168,6 +169,47 @@ def test_the_server_token_passes_as_bearer_or_token_and_nothing_else_does(
     # The host check still applies (DNS rebinding protection).
     assert _status(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "models",
                    headers={"Authorization": f"Bearer {token}", "Host": "evil.example"}) == 403
+
+
+def test_remembered_hosts_never_let_another_host_in(jp_asyncio_loop, jp_fetch, jp_serverapp):
+    auth = {"Authorization": f"Bearer {jp_serverapp.identity_provider.token}"}
+    for _ in range(2):   # the second time from memory (handlers/base.py check_host)
+        assert _status(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "models",
+                       headers={**auth, "Host": "localhost:8888"}) == 200
+        assert _status(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "models",
+                       headers={**auth, "Host": "evil.example:8888"}) == 403
+    assert jp_serverapp.web_app.settings["llmlab_allowed_hosts"] >= {"localhost:8888"}
+    assert "evil.example:8888" not in jp_serverapp.web_app.settings["llmlab_allowed_hosts"]
+
+
+def test_jupyters_access_log_sees_failed_proxied_calls_only(jp_asyncio_loop, jp_fetch, jp_serverapp):
+    from jupyter_server.prometheus.metrics import HTTP_REQUEST_DURATION_SECONDS
+
+    def count(status: int) -> float:
+        return sum(s.value for m in HTTP_REQUEST_DURATION_SECONDS.collect() for s in m.samples
+                   if s.name.endswith("_count") and s.labels["status_code"] == str(status)
+                   and s.labels["handler"].endswith("ChatCompletionsHandler"))
+
+    def one_of_each():
+        body = {"model": "llmlab/offline", "messages": [{"role": "user", "content": "hi"}]}
+        fetch(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "chat", "completions", method="POST",
+              body=json.dumps(body))
+        assert _status(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "chat", "completions",
+                       method="POST", body="{") == 400
+
+    log = jp_serverapp.log
+    level = log.level
+    try:
+        log.setLevel(logging.INFO)
+        ok, bad = count(200), count(400)
+        one_of_each()
+        # A success is counted by llmlab's own metrics (api/metrics), not by Jupyter's log.
+        assert (count(200), count(400)) == (ok, bad + 1)
+        log.setLevel(logging.DEBUG)   # where Jupyter logs successes: all of them again
+        one_of_each()
+        assert (count(200), count(400)) == (ok + 1, bad + 2)
+    finally:
+        log.setLevel(level)
 
 
 def test_the_fast_path_keeps_one_user_and_leaves_cookies_to_jupyter(
