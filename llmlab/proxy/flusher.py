@@ -16,31 +16,10 @@ from datetime import datetime, timezone
 
 from ..errors import StoreLockedError
 from ..store import Store
+from ..store.journal import waiting_records
 
 # Repeat the "still locked" warning at most this often.
 WARN_EVERY_S = 60.0
-_COUNT_LINES_UP_TO = 64 << 20
-
-
-def count_waiting_records(store: Store) -> int:
-    """Records in the journal (lines of its segments); reads at most 64 MiB."""
-    n = read = 0
-    try:
-        paths = list(store.journal_dir.iterdir())
-    except FileNotFoundError:
-        return 0
-    for p in paths:
-        if p.suffix not in (".jsonl", ".active"):
-            continue
-        try:
-            data = p.read_bytes()
-        except OSError:
-            continue
-        n += data.count(b"\n")
-        read += len(data)
-        if read > _COUNT_LINES_UP_TO:
-            break
-    return n
 
 
 class BackgroundFlusher:
@@ -109,7 +88,7 @@ class BackgroundFlusher:
             "llmlab: %s is locked by %s; %d records wait in the journal (%d segments, %d bytes, "
             "oldest %.0fs) and will be ingested when it is released. Retrying every %gs. "
             "The proxy keeps serving meanwhile.",
-            self.store.db_path, holder, count_waiting_records(self.store), backlog.segments,
+            self.store.db_path, holder, waiting_records(self.store.journal_dir), backlog.segments,
             backlog.bytes, backlog.oldest_age_s or 0.0, self.interval)
 
     def stop(self, timeout: float = 30.0) -> None:

@@ -146,11 +146,11 @@ class ProxyMetrics:
     # -- scrape time -----------------------------------------------------------------------
     def read_store(self) -> StoreSnapshot:
         """Blocking (lists and reads journal files): call in an executor before a scrape."""
-        from .flusher import count_waiting_records
+        from ..store.journal import waiting_records
 
         store = self.service.store
         b = store.backlog()
-        records = count_waiting_records(store) if b.segments else 0
+        records = waiting_records(store.journal_dir) if b.segments else 0
         self.snapshot = StoreSnapshot(b.segments, b.bytes, b.oldest_age_s, records)
         return self.snapshot
 

@@ -229,17 +229,36 @@ class Backlog:
     oldest_age_s: float | None
 
 
+def waiting_segments(journal_dir: Path) -> list[Path]:
+    """The segments not ingested yet, open and sealed (in no particular order)."""
+    try:
+        entries = list(Path(journal_dir).iterdir())
+    except FileNotFoundError:
+        return []
+    return [p for p in entries if p.suffix in (ACTIVE_SUFFIX, SEALED_SUFFIX)]
+
+
+def waiting_records(journal_dir: Path, *, max_bytes: int = 64 << 20) -> int:
+    """Records in the journal (lines of its waiting segments), reading at most ``max_bytes``."""
+    n = read = 0
+    for p in waiting_segments(journal_dir):
+        try:
+            data = p.read_bytes()
+        except OSError:
+            continue
+        n += data.count(b"\n")
+        read += len(data)
+        if read > max_bytes:
+            break
+    return n
+
+
 def backlog(journal_dir: Path) -> Backlog:
     """What waits in the journal (sealed and open segments) to be ingested."""
     n = size = 0
     oldest = None
     now = time.time()
-    d = Path(journal_dir)
-    if not d.exists():
-        return Backlog(0, 0, None)
-    for p in d.iterdir():
-        if p.suffix not in (ACTIVE_SUFFIX, SEALED_SUFFIX):
-            continue
+    for p in waiting_segments(journal_dir):
         try:
             st = p.stat()
         except FileNotFoundError:
