@@ -262,9 +262,9 @@ class LLMLabApp(ExtensionApp):
         self.settings.update(llmlab_metrics=metrics, llmlab_metrics_registry=build_registry(metrics))
 
     def initialize_handlers(self):
-        from .handlers import ROUTES
+        from .handlers import server_routes
 
-        self.handlers.extend(ROUTES)
+        self.handlers.extend(server_routes(self.serverapp.web_app))
 
     async def stop_extension(self):
         import asyncio

@@ -45,6 +45,20 @@ def test_every_handler_method_requires_authentication():
     assert seen == 15   # proxy + health 5, metrics 1, keys/budgets/alerts (policy_api.py) 9
 
 
+def test_the_registered_routes_show_authenticated_methods_only():
+    """What Jupyter audits at startup: the routes as registered (handlers/lean.py's included)."""
+    from llmlab.handlers import server_routes
+
+    for _, target, *_ in server_routes(application=None):
+        for verb in target.SUPPORTED_METHODS:
+            method = getattr(target, verb.lower())
+            if method is tornado.web.RequestHandler._unimplemented_method or \
+                    hasattr(method, "__allow_unauthenticated"):   # Jupyter's CORS preflight
+                continue
+            assert method.__code__ is tornado.web.authenticated(lambda self: None).__code__, \
+                f"{target.__name__}.{verb}"
+
+
 @pytest.mark.parametrize("value", ["maybe"])
 def test_store_bodies_accepts_only_known_modes(value):
     from traitlets import TraitError

@@ -6,6 +6,7 @@
     metrics.py /llmlab/api/metrics (Prometheus text format)
     policy_api.py  /llmlab/api/keys, /api/budgets, /api/alerts (keys and budgets for the dashboard)
     keyauth.py     virtual-key (sk-llmlab-...) authentication, mixed into the proxy handlers only
+    lean.py        the chat/embeddings routes for server-token API calls, without RequestHandler
 """
 
 from .api import HealthHandler
@@ -24,5 +25,18 @@ ROUTES = [
     *POLICY_ROUTES,
 ]
 
-__all__ = ["ROUTES", "ChatCompletionsHandler", "EmbeddingsHandler", "ModelsHandler",
+_LEAN = (ChatCompletionsHandler, EmbeddingsHandler)
+
+
+def server_routes(application) -> list[tuple]:
+    """ROUTES as the extension registers them: the hot POST routes go to handlers/lean.py,
+    which serves API calls bearing the server's token itself and hands every other request
+    to the handler class ROUTES names."""
+    from .lean import lean_route
+
+    return [(pattern, lean_route(handler), {"application": application})
+            if handler in _LEAN else (pattern, handler) for pattern, handler in ROUTES]
+
+
+__all__ = ["ROUTES", "server_routes", "ChatCompletionsHandler", "EmbeddingsHandler", "ModelsHandler",
            "ModelHandler", "HealthHandler", "MetricsHandler"]

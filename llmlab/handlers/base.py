@@ -15,7 +15,7 @@ import re
 
 from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 from jupyter_server import CallContext
-from jupyter_server.base.handlers import APIHandler
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from tornado.web import HTTPError
 
 from ..errors import ProxyError
@@ -62,6 +62,36 @@ def _may_be_socket_path(host: str) -> bool:
     return "/" in host or "%2f" in host.lower()
 
 
+def bears_the_server_token(request, identity_provider) -> bool:
+    """A cookie-less API call carrying the server's own token, under one of jupyter_server's
+    own identity providers. Any other provider (JupyterHub's, a custom one), a cookie or a
+    ``?token=`` goes the full way through ``JupyterHandler.prepare``."""
+    if type(identity_provider) not in _TOKEN_PROVIDERS:
+        return False
+    headers = request.headers
+    if "Cookie" in headers or "token" in request.query_arguments:
+        return False
+    token = identity_provider.token
+    match = _AUTH_HEADER.match(headers.get("Authorization", ""))
+    return bool(token and match
+                and hmac.compare_digest(match.group(2).encode(), token.encode()))
+
+
+def host_allowed(handler) -> bool:
+    """Jupyter's DNS-rebinding check (``JupyterHandler.check_host``) of ``handler``'s Host
+    header, remembered for allowed names: the verdict depends on settings fixed at startup,
+    except for a UNIX socket path (the file may come and go), which is checked every time.
+    ``handler`` needs ``settings``, ``request`` and ``log``."""
+    allowed = handler.settings.setdefault("llmlab_allowed_hosts", set())
+    host = handler.request.host
+    if host in allowed:
+        return True
+    ok = JupyterHandler.check_host(handler)
+    if ok and len(allowed) < _MAX_REMEMBERED_HOSTS and not _may_be_socket_path(host):
+        allowed.add(host)
+    return ok
+
+
 class LLMLabHandler(APIHandler):
     """Base of every llmlab handler."""
 
@@ -75,18 +105,7 @@ class LLMLabHandler(APIHandler):
         return await super().prepare()
 
     def _bears_the_server_token(self) -> bool:
-        """A cookie-less API call carrying the server's own token, under one of jupyter_server's
-        own identity providers. Any other provider (JupyterHub's, a custom one), a cookie or
-        a ``?token=`` goes the full way through ``JupyterHandler.prepare``."""
-        if type(self.identity_provider) not in _TOKEN_PROVIDERS:
-            return False
-        headers = self.request.headers
-        if "Cookie" in headers or "token" in self.request.query_arguments:
-            return False
-        token = self.token
-        match = _AUTH_HEADER.match(headers.get("Authorization", ""))
-        return bool(token and match
-                    and hmac.compare_digest(match.group(2).encode(), token.encode()))
+        return bears_the_server_token(self.request, self.identity_provider)
 
     def _prepare_token_request(self) -> None:
         self.check_request_host()
@@ -109,17 +128,7 @@ class LLMLabHandler(APIHandler):
         return csp
 
     def check_host(self) -> bool:
-        # Jupyter's verdict on a Host header depends on settings fixed at startup, except for a
-        # UNIX socket path (the file may come and go), so allowed names are remembered: the
-        # check parses the header and the address on every call otherwise.
-        allowed = self.settings.setdefault("llmlab_allowed_hosts", set())
-        host = self.request.host
-        if host in allowed:
-            return True
-        ok = super().check_host()
-        if ok and len(allowed) < _MAX_REMEMBERED_HOSTS and not _may_be_socket_path(host):
-            allowed.add(host)
-        return ok
+        return host_allowed(self)
 
     def check_request_host(self) -> None:
         """Jupyter's DNS-rebinding check, first thing for any credential."""

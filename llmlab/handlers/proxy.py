@@ -28,10 +28,17 @@ HEADER_OVERHEAD = "X-LLMLab-Overhead-Ms"
 HEADER_REQUEST_ID = "X-LLMLab-Request-Id"
 
 
-class ProxyHandler(VirtualKeyAuthMixin, LLMLabHandler):
-    endpoint = CHAT
+class ProxyCallFlow:
+    """A proxied call from request to recorded response, over the part of tornado's
+    RequestHandler API it needs (``request``, ``service``, ``log``, ``llmlab_key``,
+    ``set_status``, ``set_header``, ``clear_header``, ``write``, ``flush``, ``finish``,
+    ``write_openai_error``). Two classes provide it: :class:`ProxyHandler` (Jupyter's handler
+    stack) and :class:`~llmlab.handlers.lean.LeanExchange` (the server-token fast path)."""
 
-    def initialize(self):
+    endpoint = CHAT
+    llmlab_key = None
+
+    def _start_flow(self) -> None:
         self._labels: dict[str, str] = {}
         self._task: asyncio.Task | None = None
         self._client_gone = False
@@ -41,13 +48,6 @@ class ProxyHandler(VirtualKeyAuthMixin, LLMLabHandler):
         self._client_gone = True
         if self._task is not None and not self._task.done():
             self._task.cancel()
-
-    def _log(self) -> None:
-        # Jupyter's access log formats a line (debug-level for a success) and observes its
-        # Prometheus histogram for every request: ~10% of a proxied call's CPU. llmlab's own
-        # api/metrics counts and times every call, so only failures, or debug logging, go there.
-        if self.get_status() >= 400 or self.log.isEnabledFor(logging.DEBUG):
-            super()._log()
 
     def _new_call(self) -> Call:
         # Arrival = when tornado read the request line, so auth time counts as overhead.
@@ -228,6 +228,21 @@ class ProxyHandler(VirtualKeyAuthMixin, LLMLabHandler):
             self.finish(set_content_type="text/event-stream")
         except StreamClosedError:
             pass
+
+
+class ProxyHandler(ProxyCallFlow, VirtualKeyAuthMixin, LLMLabHandler):
+    """The proxy routes through Jupyter's handler stack: every credential Jupyter knows,
+    virtual keys, CORS. API calls with the server's token take handlers/lean.py instead."""
+
+    def initialize(self):
+        self._start_flow()
+
+    def _log(self) -> None:
+        # Jupyter's access log formats a line (debug-level for a success) and observes its
+        # Prometheus histogram for every request: ~10% of a proxied call's CPU. llmlab's own
+        # api/metrics counts and times every call, so only failures, or debug logging, go there.
+        if self.get_status() >= 400 or self.log.isEnabledFor(logging.DEBUG):
+            super()._log()
 
 
 class ChatCompletionsHandler(ProxyHandler):

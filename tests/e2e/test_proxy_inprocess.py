@@ -188,7 +188,7 @@ def test_jupyters_access_log_sees_failed_proxied_calls_only(jp_asyncio_loop, jp_
     def count(status: int) -> float:
         return sum(s.value for m in HTTP_REQUEST_DURATION_SECONDS.collect() for s in m.samples
                    if s.name.endswith("_count") and s.labels["status_code"] == str(status)
-                   and s.labels["handler"].endswith("ChatCompletionsHandler"))
+                   and s.labels["handler"].startswith("llmlab.handlers."))
 
     def one_of_each():
         body = {"model": "llmlab/offline", "messages": [{"role": "user", "content": "hi"}]}
@@ -210,6 +210,57 @@ def test_jupyters_access_log_sees_failed_proxied_calls_only(jp_asyncio_loop, jp_
         assert (count(200), count(400)) == (ok + 1, bad + 2)
     finally:
         log.setLevel(level)
+
+
+def test_only_server_token_api_calls_skip_the_handler(jp_asyncio_loop, jp_fetch, jp_serverapp,
+                                                      monkeypatch):
+    """handlers/lean.py serves a POST bearing the server's token and nothing else: every other
+    request reaches the regular handler, which answers it as Jupyter would."""
+    from llmlab.handlers.lean import LeanExchange
+
+    served = []
+    start = LeanExchange.start
+    monkeypatch.setattr(LeanExchange, "start", lambda self: (served.append(self.endpoint),
+                                                             start(self)))
+    token = jp_serverapp.identity_provider.token
+    chat = json.dumps({"model": "llmlab/offline", "messages": [{"role": "user", "content": "x"}]})
+    emb = json.dumps({"model": "llmlab/offline-embedding", "input": "x"})
+
+    def post(path, body, **headers):
+        return _status(jp_asyncio_loop, jp_fetch, "llmlab", "v1", *path.split("/"), method="POST",
+                       body=body, headers={"Authorization": f"Bearer {token}", **headers})
+
+    assert post("chat/completions", chat) == 200 and served == ["chat/completions"]
+    assert post("embeddings", emb) == 200 and served[-1] == "embeddings"
+    served.clear()
+    assert post("chat/completions", chat, Authorization=f"Bearer {token}x") == 403
+    assert post("chat/completions", chat, Authorization="") == 403
+    assert post("chat/completions", chat, Host="evil.example") == 403
+    assert post("chat/completions", chat, Origin="http://evil.example") == 200   # Jupyter decides
+    assert post("chat/completions", chat, Cookie="a=b") == 200   # the token still counts
+    assert _status(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "chat", "completions") == 405
+    assert served == []
+
+
+def test_the_fast_path_answers_with_jupyters_api_headers_and_counts_as_activity(
+        jp_asyncio_loop, jp_fetch, jp_serverapp):
+    settings = jp_serverapp.web_app.settings
+    settings.pop("llmlab_csp", None)
+    before = settings.get("api_last_activity")
+    chat = json.dumps({"model": "llmlab/offline", "messages": [{"role": "user", "content": "x"}]})
+    lean = fetch(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "chat", "completions", method="POST",
+                 body=chat)
+    assert settings["api_last_activity"] != before
+    # Jupyter's own API handler (not llmlab's) for the reference headers.
+    jupyter = fetch(jp_asyncio_loop, jp_fetch, "api", "status")
+    for name in ("Content-Security-Policy", "X-Content-Type-Options"):
+        assert lean.headers[name] == jupyter.headers[name], name
+    assert lean.headers["Content-Type"] == "application/json"
+    assert json.loads(lean.body)["object"] == "chat.completion"
+    stream = fetch(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "chat", "completions",
+                   method="POST", body=json.dumps({**json.loads(chat), "stream": True}))
+    assert stream.headers["Content-Type"] == "text/event-stream"
+    assert stream.body.rstrip().endswith(b"data: [DONE]")
 
 
 def test_the_fast_path_keeps_one_user_and_leaves_cookies_to_jupyter(
@@ -250,3 +301,7 @@ class TestOtherIdentityProvider:
                        headers={"Authorization": f"Bearer {token}"}) == 403
         assert _status(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "models",
                        headers={"Authorization": "", "X-Test-User": "ana"}) == 200
+        # Nor does it open the proxy's fast path (handlers/lean.py): that provider decides.
+        chat = json.dumps({"model": "llmlab/offline", "messages": [{"role": "user", "content": "x"}]})
+        assert _status(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "chat", "completions",
+                       method="POST", body=chat, headers={"Authorization": f"Bearer {token}"}) == 403
