@@ -413,13 +413,16 @@ def report(r: dict, args) -> str:
 
 
 def write_section(path: Path, text: str) -> None:
+    """Replace the measured part of the "Proxy" section: up to its first "### " heading (the
+    hand-written, dated analysis below it stays) or the next "## " section."""
     lines = path.read_text().splitlines() if path.exists() else ["# Benchmark results", ""]
     start = next((i for i, ln in enumerate(lines) if ln.strip() == "## Proxy"), None)
     if start is None:
         lines = lines + [""] + text.splitlines()
     else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines = lines[:start] + text.splitlines() + lines[end:]
+        end = next((i for i in range(start + 1, len(lines))
+                    if lines[i].startswith(("## ", "### "))), len(lines))
+        lines = lines[:start] + text.rstrip().splitlines() + [""] + lines[end:]
     path.write_text("\n".join(lines).rstrip() + "\n")
 
 
