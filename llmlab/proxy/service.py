@@ -10,6 +10,8 @@ pricer and this process's journal writer, and the seam for later policy features
 
 from __future__ import annotations
 
+import asyncio
+
 import inspect
 import logging
 from typing import Any
@@ -95,7 +97,8 @@ class ProxyService:
         """Journal the call's usage record (one write to the OS), once; never raises.
 
         Hooks see the record even when the journal write failed: the call happened and cost
-        what it cost, so budgets must still settle it (and release its reservation)."""
+        what it cost, so budgets must still settle it (and release its reservation). In an
+        event loop they run just after the caller's current step (the one writing the answer)."""
         if call.recorded:
             return None
         call.recorded = True
@@ -113,12 +116,25 @@ class ProxyService:
         self._count(call)
         if rec is None:
             return None
-        for fn in wants_record:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None:
+            self._after_record(call, rec, wants_record)
+        else:
+            # Right after the handler's current step, which writes the answer: settling budgets
+            # and counting metrics stay off the call's latency (reservations made before
+            # forwarding keep concurrent calls within their budgets meanwhile).
+            loop.call_soon(self._after_record, call, rec, wants_record)
+        return rec
+
+    def _after_record(self, call: Call, rec, hooks) -> None:
+        for fn in hooks:
             try:
                 fn(call, rec)
             except Exception:  # noqa: BLE001 - a hook must not break the proxy
                 self.log.exception("llmlab: hook %r failed after recording", fn)
-        return rec
 
     def _count(self, call: Call) -> None:
         name = call.route.deployment.model_name if call.route else "(unrouted)"
