@@ -27,7 +27,6 @@ from jupyter_server._tz import utcnow
 from jupyter_server.base.handlers import log as jupyter_log
 from jupyter_server.utils import url_path_join
 from tornado import httputil
-from tornado.iostream import StreamClosedError
 
 from ..errors import ProxyError
 from .base import bears_the_server_token, error_body, host_allowed
@@ -164,10 +163,8 @@ class LeanExchange(ProxyCallFlow):
             self.write(chunk)
         body = b"".join(self._buffer)
         self._buffer.clear()
+        # On a connection the client closed, tornado's writes fail quietly (as for a handler).
         conn = self.request.connection
-        if self.request.connection.stream.closed():   # as RequestHandler.flush would see it
-            self._finished = True
-            raise StreamClosedError()
         if not self._headers_sent:
             self._headers["Content-Type"] = set_content_type
             self._headers["Content-Length"] = str(len(body))
