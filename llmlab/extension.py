@@ -89,6 +89,12 @@ class LLMLabApp(ExtensionApp):
              "reads. Empty (default): where Claude Code writes, as `llmlab import claude-code` "
              "finds them (CLAUDE_CONFIG_DIR, $XDG_CONFIG_HOME/claude, ~/.claude).")
 
+    background_priority = Bool(
+        True, config=True,
+        help="Run the server's bulk background work (journal flushes, scheduled Claude Code "
+             "imports) at the lowest CPU priority, and DuckDB in the server on one thread, so "
+             "that it does not slow proxied calls (measured: four times fewer slow calls during "
+             "flushes). False: normal priority and DuckDB's default threads.")
     tune_gc = Bool(
         True, config=True,
         help="Once the server has started, freeze the objects it loaded out of the garbage "
@@ -202,6 +208,10 @@ class LLMLabApp(ExtensionApp):
             read_timeout=self.upstream_timeout, max_connections=self.max_upstream_connections,
             log=self.log)
         service.alerts = self._alert_dispatcher()   # before any policy hook that dispatches
+        if self.background_priority:   # before any background thread or DuckDB use
+            from .proxy import background
+
+            background.enable()
         flusher = BackgroundFlusher(store, interval=self.flush_interval, log=self.log)
         flusher.start()
         preload = self.preload_litellm if self.preload_litellm is not None else service.needs_litellm()
@@ -284,3 +294,7 @@ class LLMLabApp(ExtensionApp):
             await service.aclose()
         if flusher is not None:
             await asyncio.get_running_loop().run_in_executor(None, flusher.stop)
+        if self.background_priority:
+            from .proxy import background
+
+            background.disable()

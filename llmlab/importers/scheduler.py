@@ -62,6 +62,9 @@ class ClaudeCodeScheduler:
         self._thread.start()
 
     def _run(self) -> None:
+        from ..proxy import background
+
+        background.lower_this_thread()   # bulk work: the server's event loop comes first
         while not self._stop.is_set():
             self.import_once()
             if self._stop.wait(self.interval):

@@ -14,6 +14,7 @@
     service.py          ProxyService: all of the above, built once; the hooks seam
     flusher.py          background thread: journal -> usage.duckdb
     heap.py             the process's garbage collector, set for per-call allocations
+    background.py       bulk background threads at the lowest CPU priority; DuckDB on one thread
 
 The tornado handlers in ``llmlab.handlers`` are thin I/O around this package.
 """

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from ..errors import StoreLockedError
 from ..store import Store
 from ..store.journal import waiting_records
+from . import background
 
 # Repeat the "still locked" warning at most this often.
 WARN_EVERY_S = 60.0
@@ -41,6 +42,7 @@ class BackgroundFlusher:
         self._thread.start()
 
     def _run(self) -> None:
+        background.lower_this_thread()
         # The flush path's pyarrow import takes seconds of GIL; paid here, at startup, it does not
         # stall the proxied calls in flight during the first flush under load.
         import pyarrow.compute  # noqa: F401

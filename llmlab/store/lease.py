@@ -61,6 +61,7 @@ _process_locks: dict[str, threading.RLock] = {}
 _process_locks_guard = threading.Lock()
 _host: duckdb.DuckDBPyConnection | None = None
 _host_pid: int | None = None
+_host_threads: int | None = None   # None: DuckDB's default (one per core)
 _host_guard = threading.Lock()
 _aliases = itertools.count()
 # The alias each open lease attached its file under (DuckDB connections take no attributes).
@@ -88,9 +89,22 @@ def _session() -> duckdb.DuckDBPyConnection:
     global _host, _host_pid
     with _host_guard:
         if _host is None or _host_pid != os.getpid():  # a forked child never reuses the parent's
-            _host = duckdb.connect(":memory:", config=dict(_DUCKDB_CONFIG))
+            config = dict(_DUCKDB_CONFIG)
+            if _host_threads is not None:
+                config["threads"] = _host_threads
+            _host = duckdb.connect(":memory:", config=config)
             _host_pid = os.getpid()
         return _host.cursor()
+
+
+def set_host_threads(threads: int | None) -> None:
+    """How many threads this process's DuckDB runs leases on (None: one per core), now and for
+    a host made later. The server sets 1 (proxy/background.py)."""
+    global _host_threads
+    with _host_guard:
+        _host_threads = threads
+        if _host is not None and _host_pid == os.getpid():
+            _host.execute("RESET threads" if threads is None else f"SET threads = {int(threads)}")
 
 
 def _reset_host() -> None:
