@@ -72,10 +72,8 @@ class LeanExchange(ProxyCallFlow):
     request's HTTP/1.1 connection."""
 
     def __init__(self, application, request: httputil.HTTPServerRequest, handler_class):
-        self.application = application
         self.settings = application.settings
         self.request = request
-        self.handler_class = handler_class
         self.endpoint = handler_class.endpoint
         self._status = 200
         self._headers: dict[str, str] = {}
@@ -189,11 +187,9 @@ class LeanExchange(ProxyCallFlow):
 
     def _all_headers(self) -> httputil.HTTPHeaders:
         # The headers Jupyter's APIHandler sends with every answer, then the call's own.
-        headers = httputil.HTTPHeaders({"Date": httputil.format_timestamp(time.time()),
-                                        "X-Content-Type-Options": "nosniff"})
-        for k, v in self.settings.get("headers", {}).items():
+        headers = httputil.HTTPHeaders({"Date": httputil.format_timestamp(time.time())})
+        for k, v in _api_headers(self.settings):
             headers[k] = v
-        headers["Content-Security-Policy"] = api_content_security_policy(self.settings)
         for k, v in self._headers.items():
             headers[k] = v
         return headers
@@ -208,6 +204,16 @@ class LeanExchange(ProxyCallFlow):
             log_function = self.settings.get("log_function")
             if log_function is not None:
                 log_function(self)
+
+
+def _api_headers(settings: dict) -> tuple[tuple[str, str], ...]:
+    """The headers APIHandler adds to every answer; they depend on settings only (built once)."""
+    headers = settings.get("llmlab_api_headers")
+    if headers is None:
+        merged = {"X-Content-Type-Options": "nosniff", **settings.get("headers", {}),
+                  "Content-Security-Policy": api_content_security_policy(settings)}
+        headers = settings["llmlab_api_headers"] = tuple(merged.items())
+    return headers
 
 
 def api_content_security_policy(settings: dict) -> str:

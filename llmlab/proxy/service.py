@@ -11,7 +11,6 @@ pricer and this process's journal writer, and the seam for later policy features
 from __future__ import annotations
 
 import asyncio
-
 import inspect
 import logging
 from typing import Any
