@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from decimal import Decimal
 
 import pytest
 
 from llmlab.errors import BadRequestError, ProxyError
-from llmlab.handlers.base import as_proxy_error, error_body
+from llmlab.handlers.base import as_proxy_error, error_body, logs_debug
 from llmlab.proxy.bodies import StreamAssembler, redact, request_body_for_storage, response_body_for_storage
 from llmlab.proxy.call import (
     Attribution, Call, apply_body_attribution, attribution_from_headers, llmlab_headers,
@@ -308,8 +309,24 @@ def test_fast_journal_line_equals_the_usage_records_own(mode):
         slow = call.to_record(pricer, mode).to_json_line()
         assert json.loads(fast) == json.loads(slow)
         assert fast.endswith(b"\n") and fast.count(b"\n") == 1
-        rec, line = call.record_and_line(pricer, mode)   # the path taken when hooks listen
-        assert line == fast and rec == call.to_record(pricer, mode)
+        # Hooks get the record from the parts the line was made of.
+        assert call.usage_record(pricer, mode) == call.to_record(pricer, mode)
+
+
+def test_a_record_prepared_before_the_answer_takes_the_answer_in():
+    """The proxy encodes the request's columns while the upstream works (prepare_record);
+    what the answer brings afterwards still lands in the line, as in the record."""
+    pricer = Pricer()
+    for call in _calls():
+        status, usage, model, error = call.status, call.usage, call.reported_model, call.error_type
+        call.status, call.usage, call.reported_model, call.error_type = 200, None, None, None
+        call.prepare_record("on")
+        call.status, call.usage, call.reported_model, call.error_type = status, usage, model, error
+        call.t_end = call.t0 + 0.05
+        line = json.loads(call.journal_line(pricer, "on"))
+        assert line == json.loads(call.to_record(pricer, "on").to_json_line())
+        assert line["status_code"] == status and line.get("error_type") == error
+        assert ("total_tokens" in line) == (usage is not None)
 
 
 def test_request_ids_are_random_version_4_uuids():
@@ -320,3 +337,25 @@ def test_request_ids_are_random_version_4_uuids():
     ids = {new_request_id() for _ in range(2000)}
     assert len(ids) == 2000
     assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
+
+
+def test_logs_debug_asks_the_handlers_not_the_loggers_level():
+    parent = logging.getLogger("llmlab-test-logs-debug")
+    child = logging.getLogger("llmlab-test-logs-debug.child")
+    handler = logging.NullHandler()
+    parent.addHandler(handler)
+    parent.propagate = False   # away from the root logger's handlers (pytest's among them)
+    try:
+        parent.setLevel(logging.DEBUG)
+        handler.setLevel(logging.INFO)   # how traitlets configures Jupyter's log
+        assert parent.isEnabledFor(logging.DEBUG) and not logs_debug(parent)
+        assert not logs_debug(child)
+        handler.setLevel(logging.NOTSET)   # a handler without a level takes everything
+        assert logs_debug(parent) and logs_debug(child)
+        child.propagate = False   # the parent's handler is then out of reach
+        assert not logs_debug(child)
+        parent.setLevel(logging.INFO)   # the logger itself refuses DEBUG
+        assert not logs_debug(parent)
+    finally:
+        parent.removeHandler(handler)
+        child.propagate = True

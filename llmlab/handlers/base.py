@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import re
 
 from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
@@ -22,6 +23,24 @@ from ..errors import ProxyError
 from ..proxy.backends import error_type_for
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def logs_debug(logger: logging.Logger) -> bool:
+    """Whether a DEBUG record from ``logger`` would reach any handler.
+
+    ``logger.isEnabledFor(DEBUG)`` is not the answer for Jupyter's log: traitlets sets the
+    ``ServerApp`` logger itself to DEBUG and filters at its handlers (``log_level`` is the
+    console handler's level), so the logger is "enabled" for DEBUG whatever the server logs."""
+    if not logger.isEnabledFor(logging.DEBUG):
+        return False
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(handler.level <= logging.DEBUG for handler in current.handlers):
+            return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
 
 
 def error_body(err: ProxyError) -> bytes:

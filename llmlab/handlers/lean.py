@@ -29,7 +29,7 @@ from jupyter_server.utils import url_path_join
 from tornado import httputil
 
 from ..errors import ProxyError
-from .base import bears_the_server_token, error_body, host_allowed
+from .base import bears_the_server_token, error_body, host_allowed, logs_debug
 from .proxy import ProxyCallFlow
 
 # Jupyter's Content-Security-Policy report path (jupyter_server.base.handlers.csp_report_uri).
@@ -200,7 +200,7 @@ class LeanExchange(ProxyCallFlow):
             self.settings["api_last_activity"] = utcnow()
         # As ProxyHandler._log: Jupyter's access log (and its Prometheus histogram) for
         # failures, or for everything when the server logs at DEBUG level.
-        if self._status >= 400 or self.log.isEnabledFor(logging.DEBUG):
+        if self._status >= 400 or logs_debug(self.log):
             log_function = self.settings.get("log_function")
             if log_function is not None:
                 log_function(self)

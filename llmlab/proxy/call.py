@@ -134,7 +134,7 @@ class Call:
         "request_id", "endpoint", "started_at", "t0", "attribution", "model_requested", "route",
         "stream", "status", "error_type", "error_message", "usage", "reported_model",
         "request_body", "response_body", "ttft_s", "upstream_s", "upstream_started", "key_id",
-        "recorded", "t_end", "extra",
+        "recorded", "t_end", "extra", "_request_part", "_answer_part",
     )
 
     def __init__(self, endpoint: str, attribution: Attribution, t0: float | None = None):
@@ -162,6 +162,8 @@ class Call:
         self.recorded = False          # set by ProxyService.record: exactly once per call
         self.t_end: float | None = None
         self.extra: dict | None = None  # for hooks
+        self._request_part: tuple[dict, str] | None = None   # prepare_record()
+        self._answer_part: dict | None = None                # journal_line()
 
     # -- what happened ---------------------------------------------------------------------
     def fail(self, exc: ProxyError, scrub=None) -> None:
@@ -189,29 +191,47 @@ class Call:
         return (time.perf_counter() - self.t0) * 1000.0
 
     # -- the record ------------------------------------------------------------------------
-    def record_values(self, pricer, body_mode: str) -> dict[str, Any]:
-        """The record's columns (None where unknown): the one source of both forms below."""
-        end = self.t_end if self.t_end is not None else time.perf_counter()
-        duration_s = end - self.t0
+    # A record is the columns known before the answer (who, what, where to) and those the answer
+    # brings (status, usage, cost, timings). The first part can be encoded while the upstream
+    # works (prepare_record); only the second is left for the moment between the answer
+    # arriving and the response going out, when the record must be journaled.
+
+    def request_values(self, body_mode: str) -> dict[str, Any]:
+        """The columns known before the answer; None where unknown."""
         dep = self.route.deployment if self.route else None
         attr = self.attribution
-        v = {
+        return {
             "request_id": self.request_id, "source": "proxy", "started_at": self.started_at,
-            "ended_at": self.started_at + timedelta(seconds=duration_s),
-            "duration_ms": round(duration_s * 1000.0, 3),
-            "ttft_ms": None if self.ttft_s is None else round(self.ttft_s * 1000.0, 3),
-            "endpoint": self.endpoint, "stream": self.stream, "status_code": self.status,
-            "error_type": self.error_type, "error_message": self.error_message,
+            "endpoint": self.endpoint, "stream": self.stream,
             "model_requested": self.model_requested,
-            "model": self.reported_model or (dep.upstream_model if dep else None),
             "provider": dep.provider if dep else None,
             "api_base": dep.safe_api_base if dep else None,
             "project": attr.project, "client": attr.client, "user_id": attr.user_id,
             "session_id": attr.session_id, "key_id": self.key_id, "tags": list(attr.tags),
             "metadata": attr.metadata,
             "request_body": request_body_for_storage(self.request_body, body_mode),
-            "response_body": response_body_for_storage(self.response_body, body_mode),
         }
+
+    def answer_values(self, pricer, body_mode: str) -> dict[str, Any]:
+        """The columns the answer brings (and the call's end): only the known ones."""
+        end = self.t_end if self.t_end is not None else time.perf_counter()
+        duration_s = end - self.t0
+        dep = self.route.deployment if self.route else None
+        v: dict[str, Any] = {
+            "ended_at": self.started_at + timedelta(seconds=duration_s),
+            "duration_ms": round(duration_s * 1000.0, 3), "status_code": self.status,
+        }
+        if self.ttft_s is not None:
+            v["ttft_ms"] = round(self.ttft_s * 1000.0, 3)
+        if self.error_type is not None:
+            v["error_type"] = self.error_type
+        if self.error_message is not None:
+            v["error_message"] = self.error_message
+        model = self.reported_model or (dep.upstream_model if dep else None)
+        if model is not None:
+            v["model"] = model
+        if self.response_body is not None:
+            v["response_body"] = response_body_for_storage(self.response_body, body_mode)
         tokens = tokens_from_usage(self.usage)
         if tokens is not None:
             v["input_tokens"] = tokens.input_tokens
@@ -226,22 +246,39 @@ class Call:
                 v["cost_usd"], v["pricing_source"] = pricer.cost_of(dep, self.reported_model, tokens)
         return v
 
+    def record_values(self, pricer, body_mode: str) -> dict[str, Any]:
+        """Every column of the record (the one source of the record and its journal line)."""
+        return {**self.request_values(body_mode), **self.answer_values(pricer, body_mode)}
+
     def to_record(self, pricer, body_mode: str) -> UsageRecord:
         return UsageRecord(**self.record_values(pricer, body_mode))
 
+    def prepare_record(self, body_mode: str) -> None:
+        """Encode the columns known before the answer, once (the proxy calls this while the
+        upstream works: at one call in flight it is idle then)."""
+        if self._request_part is None:
+            values = self.request_values(body_mode)
+            self._request_part = (values, _dumps(_journal_form(values))[:-1])
+
     def journal_line(self, pricer, body_mode: str) -> bytes:
         """Exactly the line ``to_record(...).to_json_line()`` writes (tests/test_proxy_parts.py
-        pins that), without building the dataclass first: this runs on every call's path."""
-        return _line_of(self.record_values(pricer, body_mode))
+        pins that), without building the dataclass: this runs between the answer arriving and
+        the response going out. The answer's columns are kept for :meth:`usage_record`."""
+        self.prepare_record(body_mode)
+        answer = self._answer_part = self.answer_values(pricer, body_mode)
+        # Two JSON objects with distinct keys joined into one: '{"a":1' + ',' + '"b":2}'.
+        return (self._request_part[1] + "," + _dumps(_journal_form(answer))[1:] + "\n").encode()
 
-    def record_and_line(self, pricer, body_mode: str) -> tuple[UsageRecord, bytes]:
-        """Both forms from one pass over the values (hooks want the record, the journal the
-        line; serialising the dataclass again would cost ~10 µs a call)."""
-        values = self.record_values(pricer, body_mode)
-        return UsageRecord(**values), _line_of(values)
+    def usage_record(self, pricer, body_mode: str) -> UsageRecord:
+        """The record :meth:`journal_line` wrote, from the parts it kept (hooks want it after
+        the answer); built now if no line was made."""
+        if self._answer_part is None:
+            return self.to_record(pricer, body_mode)
+        return UsageRecord(**self._request_part[0], **self._answer_part)
 
 
-def _line_of(values: dict[str, Any]) -> bytes:
+def _journal_form(values: dict[str, Any]) -> dict[str, Any]:
+    """The values as the journal line holds them (UsageRecord.to_json_line's encoding)."""
     out = {}
     for name, value in values.items():
         if value is None:
@@ -253,4 +290,4 @@ def _line_of(values: dict[str, Any]) -> bytes:
         elif name == "cost_usd":
             value = str(value)
         out[name] = value
-    return (_dumps(out) + "\n").encode()
+    return out

@@ -92,43 +92,43 @@ class ProxyService:
                 if inspect.isawaitable(result):
                     await result
 
-    def record(self, call: Call):
+    def record(self, call: Call) -> None:
         """Journal the call's usage record (one write to the OS), once; never raises.
 
         Hooks see the record even when the journal write failed: the call happened and cost
         what it cost, so budgets must still settle it (and release its reservation). In an
-        event loop they run just after the caller's current step (the one writing the answer)."""
+        event loop they run just after the caller's current step (the one writing the answer),
+        and the record they see is built then, off the answer's path."""
         if call.recorded:
-            return None
+            return
         call.recorded = True
         wants_record = [h.after_record for h in self.hooks if hasattr(h, "after_record")]
-        rec = None
         try:
-            if wants_record:
-                rec, line = call.record_and_line(self.pricer, self.body_mode)
-            else:
-                line = call.journal_line(self.pricer, self.body_mode)
-            self.journal.append(line)
+            self.journal.append(call.journal_line(self.pricer, self.body_mode))
         except Exception:  # noqa: BLE001 - the answer must still reach the client
             self.journal_errors += 1
             self.log.exception("llmlab: could not journal the usage record of %s", call.request_id)
         self._count(call)
-        if rec is None:
-            return None
+        if not wants_record:
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
         if loop is None:
-            self._after_record(call, rec, wants_record)
+            self._after_record(call, wants_record)
         else:
             # Right after the handler's current step, which writes the answer: settling budgets
             # and counting metrics stay off the call's latency (reservations made before
             # forwarding keep concurrent calls within their budgets meanwhile).
-            loop.call_soon(self._after_record, call, rec, wants_record)
-        return rec
+            loop.call_soon(self._after_record, call, wants_record)
 
-    def _after_record(self, call: Call, rec, hooks) -> None:
+    def _after_record(self, call: Call, hooks) -> None:
+        try:
+            rec = call.usage_record(self.pricer, self.body_mode)
+        except Exception:  # noqa: BLE001 - a record that cannot be built has no line either
+            self.log.exception("llmlab: could not build the usage record of %s", call.request_id)
+            rec = None
         for fn in hooks:
             try:
                 fn(call, rec)

@@ -197,19 +197,26 @@ def test_jupyters_access_log_sees_failed_proxied_calls_only(jp_asyncio_loop, jp_
         assert _status(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "chat", "completions",
                        method="POST", body="{") == 400
 
+    # As `jupyter server --log-level=INFO` configures it (traitlets' logging config): the logger
+    # itself at DEBUG, not propagating, its console handler at the log level. (pytest-jupyter
+    # sends the log to pytest's handlers instead; restored below.)
     log = jp_serverapp.log
-    level = log.level
+    saved = log.handlers[:], log.propagate, log.level
+    console = logging.NullHandler()
+    console.setLevel(logging.INFO)
+    log.handlers, log.propagate = [console], False
+    log.setLevel(logging.DEBUG)
     try:
-        log.setLevel(logging.INFO)
         ok, bad = count(200), count(400)
         one_of_each()
         # A success is counted by llmlab's own metrics (api/metrics), not by Jupyter's log.
         assert (count(200), count(400)) == (ok, bad + 1)
-        log.setLevel(logging.DEBUG)   # where Jupyter logs successes: all of them again
+        console.setLevel(logging.DEBUG)   # --log-level=DEBUG: successes are logged again
         one_of_each()
         assert (count(200), count(400)) == (ok + 1, bad + 2)
     finally:
-        log.setLevel(level)
+        log.handlers, log.propagate = saved[0], saved[1]
+        log.setLevel(saved[2])
 
 
 def test_only_server_token_api_calls_skip_the_handler(jp_asyncio_loop, jp_fetch, jp_serverapp,
