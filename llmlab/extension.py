@@ -253,6 +253,10 @@ class LLMLabApp(ExtensionApp):
         self.settings.update(llmlab_policy=policy)
 
     async def _start_jupyter_server_extension(self, serverapp):
+        # Every extension's routes are in by now: the proxy's hot ones go to the front.
+        from .handlers.lean import route_fast_paths_first
+
+        route_fast_paths_first(serverapp.web_app)
         # Load keys and budgets as soon as the loop runs (the first call would otherwise wait).
         policy = self.settings.get("llmlab_policy")
         if policy is not None:

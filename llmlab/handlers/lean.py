@@ -27,6 +27,7 @@ from jupyter_server._tz import utcnow
 from jupyter_server.base.handlers import log as jupyter_log
 from jupyter_server.utils import url_path_join
 from tornado import httputil
+from tornado.routing import Rule, RuleRouter
 
 from ..errors import ProxyError
 from .base import bears_the_server_token, error_body, host_allowed, logs_debug
@@ -65,6 +66,30 @@ def lean_route(handler_class: type) -> type:
     return type(f"Lean{handler_class.__name__}", (LeanRoute,), {
         "handler_class": handler_class, "SUPPORTED_METHODS": handler_class.SUPPORTED_METHODS,
         "__module__": __name__, **methods})
+
+
+def route_fast_paths_first(web_app) -> int:
+    """Have tornado try the lean routes before every other rule; returns how many there are.
+
+    Why: tornado tries an application's rules in order and an extension's come after Jupyter's
+    ~80, so finding the chat route cost ~15 µs of every call (more than the fast path's token
+    check). The rules are copied in front, under the same host matcher, and left where they
+    were too (unreachable there for these paths, which nothing else serves). Idempotent."""
+    rules = [rule for rule in web_app.default_router.rules
+             if not isinstance(rule.target, _FastPathRouter)]
+    front = []
+    for host_rule in rules:
+        if isinstance(host_rule.target, RuleRouter):
+            lean = [rule for rule in host_rule.target.rules
+                    if isinstance(rule.target, type) and issubclass(rule.target, LeanRoute)]
+            if lean:
+                front.append(Rule(host_rule.matcher, _FastPathRouter(lean)))
+    web_app.default_router.rules[:] = front + rules
+    return sum(len(rule.target.rules) for rule in front)
+
+
+class _FastPathRouter(RuleRouter):
+    """The lean routes, in front of the application's own rules."""
 
 
 class LeanExchange(ProxyCallFlow):
@@ -187,7 +212,7 @@ class LeanExchange(ProxyCallFlow):
 
     def _all_headers(self) -> httputil.HTTPHeaders:
         # The headers Jupyter's APIHandler sends with every answer, then the call's own.
-        headers = httputil.HTTPHeaders({"Date": httputil.format_timestamp(time.time())})
+        headers = httputil.HTTPHeaders({"Date": _http_date()})
         for k, v in _api_headers(self.settings):
             headers[k] = v
         for k, v in self._headers.items():
@@ -204,6 +229,17 @@ class LeanExchange(ProxyCallFlow):
             log_function = self.settings.get("log_function")
             if log_function is not None:
                 log_function(self)
+
+
+_date = [0, ""]
+
+
+def _http_date() -> str:
+    """The Date header, formatted once a second (it has a resolution of one)."""
+    now = int(time.time())
+    if now != _date[0]:
+        _date[:] = now, httputil.format_timestamp(now)
+    return _date[1]
 
 
 def _api_headers(settings: dict) -> tuple[tuple[str, str], ...]:

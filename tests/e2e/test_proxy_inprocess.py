@@ -9,6 +9,8 @@ import time
 
 import pytest
 from tornado.httpclient import HTTPClientError
+from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+from jupyter_server.utils import url_path_join
 from jupyter_server.auth import IdentityProvider, User
 from traitlets.config import Config
 
@@ -312,3 +314,26 @@ class TestOtherIdentityProvider:
         chat = json.dumps({"model": "llmlab/offline", "messages": [{"role": "user", "content": "x"}]})
         assert _status(jp_asyncio_loop, jp_fetch, "llmlab", "v1", "chat", "completions",
                        method="POST", body=chat, headers={"Authorization": f"Bearer {token}"}) == 403
+
+
+def test_tornado_tries_the_fast_paths_before_jupyters_routes(jp_serverapp):
+    from tornado.routing import _CallableAdapter
+
+    from llmlab.handlers.lean import LeanRoute, route_fast_paths_first
+
+    web_app = jp_serverapp.web_app
+    assert route_fast_paths_first(web_app) == 2          # chat and embeddings
+    assert route_fast_paths_first(web_app) == 2          # idempotent: still one copy in front
+    first = web_app.default_router.rules[0].target.rules
+    assert len(first) == 2 and all(issubclass(r.target, LeanRoute) for r in first)
+    assert not any(type(r.target) is type(web_app.default_router.rules[0].target)
+                   for r in web_app.default_router.rules[1:])
+    request = HTTPServerRequest(
+        start_line=RequestStartLine("POST", url_path_join(jp_serverapp.base_url,
+                                                          "llmlab/v1/chat/completions"), "HTTP/1.1"),
+        headers=HTTPHeaders({"Host": "localhost"}), connection=_NoConnection())
+    assert isinstance(web_app.default_router.find_handler(request), _CallableAdapter)
+
+
+class _NoConnection:
+    context = None
