@@ -138,3 +138,26 @@ def test_python_line_rules_agree_with_sql(corpus):
     assert kept["claude-code:m1:req:r1"].output_tokens == 20
     assert kept["claude-code:m2:session:sess-a"].cache_write_5m_tokens == 1000
     assert kept["claude-code:m7:req:r7"].model == "claude-opus-4-6-fast"
+
+
+def test_read_ahead_is_only_a_hint(tmp_path, monkeypatch):
+    """The import asks the kernel to read upcoming batches early (claude_batch.read_ahead): for
+    the new bytes of files it will read, and never failing on a file that vanished meanwhile."""
+    import os
+
+    from llmlab.importers import claude_batch
+    from llmlab.importers.claude_paths import LogFile
+
+    log = tmp_path / "s.jsonl"
+    log.write_text("{}\n" * 10)
+    asked = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, off, n, advice: asked.append((off, advice)),
+                        raising=False)
+
+    def work(path, offset=0, read=True):
+        f = LogFile(str(path), 30, 0, "p", "s", "p")
+        return claude_batch.Work(f, offset=offset, read=read)
+
+    claude_batch.read_ahead([work(log, offset=12), work(tmp_path / "gone.jsonl"),
+                             work(log, read=False)])
+    assert asked == [(12, os.POSIX_FADV_WILLNEED)]

@@ -78,10 +78,13 @@ def parse_all(mem: duckdb.DuckDBPyConnection, works: list[Work], book, workers: 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llmlab-cc-import") as pool:
         pending = []
         try:
-            for b in todo:
+            read_ahead(todo[0])
+            for k, b in enumerate(todo):
                 while len(pending) > workers:  # at most workers + 1 batches in memory at once
                     yield pending.pop(0).result()
                 pending.append(pool.submit(parse, mem.cursor(), b, book))
+                if k + 1 < len(todo):
+                    read_ahead(todo[k + 1])   # read by the kernel while the batches before parse
             while pending:
                 yield pending.pop(0).result()
         finally:
@@ -89,6 +92,27 @@ def parse_all(mem: duckdb.DuckDBPyConnection, works: list[Work], book, workers: 
             # the batches already running, so ``mem`` is idle when the caller closes it.
             for fut in pending:
                 fut.cancel()
+
+
+def read_ahead(works: list[Work]) -> None:
+    """Ask the kernel to start reading these files' new bytes now (``POSIX_FADV_WILLNEED``
+    returns at once; the reads proceed while earlier batches parse). Why: with the page cache
+    cold, the import spent ~1.2 s more than warm against ccusage's ~0.4 s, its two parse
+    threads each waiting on one file at a time. A hint: a file that cannot be opened is left to
+    the parse, which reports it."""
+    if not hasattr(os, "posix_fadvise"):   # macOS, Windows
+        return
+    for w in works:
+        if not w.read:
+            continue
+        try:
+            fd = os.open(w.file.path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, w.offset, 0, os.POSIX_FADV_WILLNEED)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
 
 
 def memory_db(threads: int | None = None) -> duckdb.DuckDBPyConnection:
