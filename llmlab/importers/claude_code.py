@@ -46,7 +46,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmlab.importers")
 
 SOURCE = "claude-code"
-FLUSH_ROWS = 100_000            # rows written under one write lease (a second or two)
+# Rows written under one write lease (about a second). Smaller chunks start the writer sooner
+# and leave less to write once parsing ends; 70k beat 100k by ~7% of wall time and CPU on
+# 1 GB (12 alternating pairs), 50k and 130k were slower (benchmarks/RESULTS.md).
+FLUSH_ROWS = 70_000
 _TAIL_HASH_BYTES = 64
 
 
@@ -130,8 +133,7 @@ def import_claude_code(store: Store | str | os.PathLike | None,
 def _write_while_parsing(store: Store, mem, parsed_batches, result: ImportResult, bar) -> None:
     """Parsed batches into the store in chunks of ``FLUSH_ROWS`` rows, in order, by one writer
     thread, so parsing goes on while a chunk is written (a few % less wall time on 1 GB with two
-    cores; flushing smaller chunks more often cost more CPU than it saved). At most one chunk
-    waits for the writer, so memory stays bounded."""
+    cores). At most one chunk waits for the writer, so memory stays bounded."""
     import queue
     import threading
 
