@@ -20,6 +20,7 @@ accept, and never refuses anything itself.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 
@@ -30,7 +31,7 @@ from tornado import httputil
 from tornado.routing import Rule, RuleRouter
 
 from ..errors import ProxyError
-from .base import bears_the_server_token, error_body, host_allowed, logs_debug
+from .base import access_log_wanted, bears_the_server_token, error_body, host_allowed
 from .proxy import ProxyCallFlow
 
 # Jupyter's Content-Security-Policy report path (jupyter_server.base.handlers.csp_report_uri).
@@ -223,23 +224,21 @@ class LeanExchange(ProxyCallFlow):
         # As APIHandler.finish: a proxied call is activity (idle culling must see it).
         if "no_track_activity" not in self.request.query_arguments:
             self.settings["api_last_activity"] = utcnow()
-        # As ProxyHandler._log: Jupyter's access log (and its Prometheus histogram) for
-        # failures, or for everything when the server logs at DEBUG level.
-        if self._status >= 400 or logs_debug(self.log):
+        # As ProxyHandler._log: Jupyter's access log (and its Prometheus histogram).
+        if access_log_wanted(self._status, self.log):
             log_function = self.settings.get("log_function")
             if log_function is not None:
                 log_function(self)
 
 
-_date = [0, ""]
-
-
 def _http_date() -> str:
+    return _formatted_second(int(time.time()))
+
+
+@functools.lru_cache(maxsize=1)
+def _formatted_second(second: int) -> str:
     """The Date header, formatted once a second (it has a resolution of one)."""
-    now = int(time.time())
-    if now != _date[0]:
-        _date[:] = now, httputil.format_timestamp(now)
-    return _date[1]
+    return httputil.format_timestamp(second)
 
 
 def _api_headers(settings: dict) -> tuple[tuple[str, str], ...]:

@@ -20,7 +20,7 @@ from ..proxy.call import (
 from ..proxy.service import proxy_error_from
 from ..proxy.sse import DONE_EVENT, SSEFilter, sse_event
 from ..proxy.validation import check_chat, check_embeddings, parse_json_body
-from .base import LLMLabHandler, error_body, logs_debug
+from .base import LLMLabHandler, access_log_wanted, error_body
 from .keyauth import VirtualKeyAuthMixin
 
 HEADER_OVERHEAD = "X-LLMLab-Overhead-Ms"
@@ -247,10 +247,7 @@ class ProxyHandler(ProxyCallFlow, VirtualKeyAuthMixin, LLMLabHandler):
         self._start_flow()
 
     def _log(self) -> None:
-        # Jupyter's access log formats a line (debug-level for a success) and observes its
-        # Prometheus histogram for every request: ~10% of a proxied call's CPU. llmlab's own
-        # api/metrics counts and times every call, so only failures, or debug logging, go there.
-        if self.get_status() >= 400 or logs_debug(self.log):
+        if access_log_wanted(self.get_status(), self.log):
             super()._log()
 
 
