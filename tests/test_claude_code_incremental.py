@@ -220,6 +220,19 @@ def test_import_command_does_not_load_pandas(store, tmp_path, python):
     assert _count(store) == (fx.ROWS + 1, fx.TOTAL_TOKENS + 8)
 
 
+def test_one_message_in_two_batches_of_one_chunk_is_one_row(store, tmp_path, monkeypatch):
+    """A message logged in two files (a resumed session) parsed in different batches that are
+    written together: the chunk is deduplicated before it is written (claude_code._dedup).
+    This crashed the import ("unfinished result") until the dedup read its count to the end."""
+    from llmlab.importers import claude_batch
+
+    monkeypatch.setattr(claude_batch, "BATCH_BYTES", 1)   # a batch per file, one chunk
+    root = fx.write(tmp_path / "claude")
+    r = import_claude_code(store, [root], workers=2)
+    assert r.files_read == 5
+    assert _count(store) == (fx.ROWS, fx.TOTAL_TOKENS)
+
+
 def test_a_failed_write_keeps_what_was_written_and_the_next_import_finishes(store, tmp_path,
                                                                            monkeypatch):
     from llmlab.errors import StoreError

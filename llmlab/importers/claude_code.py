@@ -309,8 +309,10 @@ def _dedup(mem, rows):
     cur = mem.cursor()
     try:
         cur.register("cc_held", rows)
+        # fetchall, not fetchone: a result not read to its end keeps the cursor busy, and
+        # DuckDB refuses the query below on it.
         if not cur.execute("SELECT count(*) FROM (SELECT request_id FROM cc_held GROUP BY 1 "
-                           "HAVING count(*) > 1)").fetchone()[0]:
+                           "HAVING count(*) > 1)").fetchall()[0][0]:
             return rows
         return cur.sql(f"""
             WITH dup AS (SELECT request_id FROM cc_held GROUP BY 1 HAVING count(*) > 1)
