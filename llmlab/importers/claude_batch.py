@@ -168,8 +168,7 @@ def parse(con: duckdb.DuckDBPyConnection, works: list[Work], book) -> Parsed:
             "SELECT raw_model FROM cc_parsed WHERE raw_model IS NOT NULL AND drop_reason IS NULL "
             "UNION SELECT raw_model FROM cc_advisor").fetchall()]
         temp_table(con, "cc_rates", _rates_columns(book, models))
-        con.execute(q.ROWS_SQL)
-        rows = con.sql("SELECT * FROM cc_rows").to_arrow_table()
+        rows = con.sql(q.ROWS_SQL).to_arrow_table()
         dropped = Counter(dict(con.execute(
             "SELECT drop_reason, count(*) FROM cc_parsed WHERE drop_reason IS NOT NULL "
             "GROUP BY 1").fetchall()))

@@ -377,7 +377,17 @@ def _state_columns(held: list[Parsed]):
 
 
 def _bar(total: int, enabled: bool):
+    if not enabled:  # tqdm costs a quiet command ~60 ms of start-up (importlib.metadata)
+        return _NoBar()
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="claude-code import", unit="B", unit_scale=True,
-                unit_divisor=1024, disable=not enabled)
+                unit_divisor=1024)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
