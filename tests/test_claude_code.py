@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from decimal import Decimal
 
 import pytest
@@ -161,3 +162,28 @@ def test_read_ahead_is_only_a_hint(tmp_path, monkeypatch):
     claude_batch.read_ahead([work(log, offset=12), work(tmp_path / "gone.jsonl"),
                              work(log, read=False)])
     assert asked == [(12, os.POSIX_FADV_WILLNEED)]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+def test_parse_threads_run_at_lower_priority_and_the_caller_does_not(tmp_path, monkeypatch):
+    """Parse threads yield the CPU to the store writer (claude_batch._yield_to_the_writer); the
+    thread that called the import keeps its priority."""
+    import os
+    import threading
+
+    from llmlab.importers import claude_batch
+
+    seen = []
+    real = claude_batch.parse
+
+    def spy(con, works, book):
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return real(con, works, book)
+    monkeypatch.setattr(claude_batch, "parse", spy)
+    monkeypatch.setattr(claude_batch, "BATCH_BYTES", 1)   # a batch per file: the pool runs
+    root = fx.write(tmp_path / "claude")
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    r = import_claude_code(tmp_path / "home", [root], workers=2)
+    assert r.rows_written - r.replays_merged == fx.ROWS
+    assert len(seen) > 1 and set(seen) == {min(before + claude_batch.PARSE_NICENESS, 19)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
