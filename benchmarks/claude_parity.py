@@ -48,8 +48,8 @@ def ccusage_binary(work: Path, given: str | None) -> str:
     return str(work / "ccusage" / "node_modules" / ".bin" / "ccusage")
 
 
-def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS KiB, stdout) of one whole command."""
+def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int, str, float]:
+    """(wall seconds, peak RSS KiB, stdout, CPU seconds: user + system) of one whole command."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as t:
         out = subprocess.run(["/usr/bin/time", "-v", "-o", t.name, *cmd], env=env,
                              capture_output=True, text=True)
@@ -60,7 +60,9 @@ def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int, str]:
     parts = [float(p) for p in wall.split(":")]
     seconds = parts[-1] + 60 * parts[-2] + (3600 * parts[-3] if len(parts) > 2 else 0)
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", report).group(1))
-    return seconds, rss, out.stdout
+    cpu = sum(float(re.search(rf"{kind} time \(seconds\): (\S+)", report).group(1))
+              for kind in ("User", "System"))
+    return seconds, rss, out.stdout, cpu
 
 
 def load() -> str:
