@@ -288,11 +288,21 @@ class Lab:
                 params).df()
         return page, int(total)
 
-    def request(self, request_id: str) -> dict | None:
-        """One call as a dict, stored request/response bodies parsed from JSON; None if absent."""
+    def request(self, request_id: str, *, started_at=None) -> dict | None:
+        """One call as a dict, stored request/response bodies parsed from JSON; None if absent.
+
+        ``started_at``: the call's start time, when known (a row of :meth:`requests_page`): the
+        row is then found through the time column's zone maps, a few ms at any size, instead of
+        reading every id (``request_id`` has no index: 0.1-0.2 s at 5M rows). With it, a call
+        that started at another time is not returned.
+        """
+        where, params = "request_id = ?", [str(request_id)]
+        if started_at is not None:
+            to_py = getattr(started_at, "to_pydatetime", None)   # a pandas Timestamp
+            where, params = where + " AND started_at = ?", params + [to_py() if to_py else started_at]
         with self.store.read() as con:
             cur = con.execute("SELECT * REPLACE (cost_usd::DOUBLE AS cost_usd) FROM requests "
-                              "WHERE request_id = ?", [str(request_id)])
+                              f"WHERE {where}", params)
             row = cur.fetchone()
             names = [d[0] for d in cur.description]
         if row is None:

@@ -282,6 +282,27 @@ def test_request_viewer_pages_and_opens_a_conversation(dash, lab):
     assert "llmlab-msg role-user" in viewer.body.value
 
 
+def test_the_viewer_finds_a_call_by_its_start_time_too(dash, lab, monkeypatch):
+    """``requests`` has no index on request_id: the viewer passes the row's start time, which
+    the store finds through zone maps; a wrong time finds nothing, and the viewer then asks by
+    id alone."""
+    dash.tabs.selected_index = 2
+    key = dash.viewer.table.widget.rows[0]["_key"]
+    started = dash.viewer._started[key]
+    call = lab.request(key)
+    assert call is not None and lab.request(key, started_at=started) == call
+    assert lab.request(key, started_at=started - pd.Timedelta(seconds=1)) is None
+    asked = []
+    real = dash.viewer._fetch
+    monkeypatch.setattr(dash.viewer, "_fetch", lambda rid, **kw: asked.append(kw) or real(rid, **kw))
+    dash.viewer.table.widget.selected = key
+    assert asked == [{"started_at": started}] and dash.viewer.current == call
+    dash.viewer._started[key] = started - pd.Timedelta(seconds=1)   # a stale page
+    asked.clear()
+    dash.viewer.open(key)
+    assert len(asked) == 2 and dash.viewer.current == call
+
+
 def test_a_call_without_a_body_says_so(dash):
     dash.tabs.selected_index = 2
     plain = [r["_key"] for r in dash.viewer.table.widget.rows if r["has_conversation"] == ""]

@@ -27,11 +27,13 @@ def _status(v) -> str:
 
 class RequestViewer:
     """``load(offset, limit, conversations_only)`` returns ``(calls, total)`` for the current
-    selection (``Lab.requests_page``); ``fetch(request_id)`` one call with bodies (``Lab.request``)."""
+    selection (``Lab.requests_page``); ``fetch(request_id, started_at=...)`` one call with
+    bodies (``Lab.request``)."""
 
     def __init__(self, load: Callable[..., tuple[pd.DataFrame, int]],
-                 fetch: Callable[[str], dict | None]):
+                 fetch: Callable[..., dict | None]):
         self._load, self._fetch = load, fetch
+        self._started: dict[str, object] = {}   # request_id -> started_at of the page shown
         self.tz = ZoneInfo("UTC")
         self.page = 0
         self.total = 0
@@ -98,6 +100,8 @@ class RequestViewer:
             calls, self.total = self._page()
         self.table.widget.selected = ""
         self.table.show(calls)
+        self._started = (dict(zip(calls["request_id"], calls["started_at"]))
+                         if {"request_id", "started_at"} <= set(calls.columns) else {})
         first = self.page * PAGE_SIZE + 1 if self.total else 0
         last = min(self.total, (self.page + 1) * PAGE_SIZE)
         self.position.value = (f'<span class="llmlab-muted">{first:,}–{last:,} of '
@@ -112,7 +116,11 @@ class RequestViewer:
 
     # -- one call -------------------------------------------------------------------------
     def open(self, request_id: str) -> None:
-        self.current = self._fetch(request_id)
+        # The row's start time lets the store find the call without reading every id.
+        started = self._started.get(request_id)
+        self.current = self._fetch(request_id, started_at=started) if started is not None else None
+        if self.current is None:
+            self.current = self._fetch(request_id)
         if self.current is None:
             self.close()
             return
