@@ -101,7 +101,7 @@ def test_restore_is_putting_the_file_back(seeded, tmp_path):
     assert restored.by_model()[cols].equals(original.by_model()[cols])
     assert verify(out).migrations == [r[0] for r in original.sql(
         "SELECT name FROM _llmlab_migrations ORDER BY name").itertuples(index=False)]
-    # The primary key came along: the flusher's idempotence holds on the restored store.
+    # The flusher's idempotence holds on the restored store.
     store = Store(restored_home)
     store.record(_row_of(original))
     result = store.flush()

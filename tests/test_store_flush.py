@@ -72,7 +72,7 @@ def test_flush_is_exactly_once(store):
     writer.append(rec(3))  # the same record twice in one segment
     first = store.flush()
     assert (first.records, first.inserted, first.duplicates) == (6, 5, 1)
-    # The same records journaled again (a retry, a copied segment) are dropped by the key.
+    # The same records journaled again (a retry, a copied segment) are skipped.
     for i in range(7):
         writer.append(rec(i))
     second = store.flush()

@@ -90,6 +90,19 @@ def test_from_every_earlier_schema(tmp_path, upto):
             assert con.execute("SELECT covered FROM _llmlab_rollup_state").fetchall() == [(2,)]
     # (Rows written by hand after m003 are a direct write the rollup does not cover yet; the
     # helpers above read ``requests`` then, and the next flush rebuilds it.)
+    with store.read() as con:  # m005: the key is gone, the rows and their types are not
+        assert con.execute("SELECT count(*) FROM duckdb_constraints() "
+                           "WHERE table_name = 'requests'").fetchall() == [(0,)]
+    # ... and ids stay unique without it: a record already stored is skipped by the flusher.
+    from llmlab.store import UsageRecord
+
+    store.record(UsageRecord(request_id="old-1", source="proxy", model="gpt-4o",
+                             started_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)))
+    store.record(UsageRecord(request_id="new-1", source="proxy", model="gpt-4o",
+                             started_at=datetime(2026, 1, 3, tzinfo=timezone.utc)))
+    r = store.flush()
+    assert (r.inserted, r.duplicates) == (1, 1)
+    assert llmlab.open(path).totals().loc[0, "requests"] == 3
 
 
 def test_a_newer_store_is_refused(tmp_path):
