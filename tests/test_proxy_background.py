@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
 import pytest
 
+from llmlab import cpu_priority
 from llmlab.proxy import background
 from llmlab.proxy.flusher import BackgroundFlusher
 from llmlab.store import Store, lease
@@ -33,7 +35,7 @@ def test_enable_runs_duckdb_leases_on_one_thread_and_disable_restores_the_defaul
     assert _threads() == (os.cpu_count() or 1)
 
 
-@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="no per-thread priorities here")
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities are Linux's")
 def test_the_flusher_thread_runs_at_the_lowest_priority(tmp_path, enabled):
     store = Store(tmp_path)
     flusher = BackgroundFlusher(store, interval=30)
@@ -42,11 +44,11 @@ def test_the_flusher_thread_runs_at_the_lowest_priority(tmp_path, enabled):
         tid = None
         for _ in range(200):
             tid = flusher._thread.native_id
-            if tid and os.getpriority(os.PRIO_PROCESS, tid) == background.LOWEST:
+            if tid and os.getpriority(os.PRIO_PROCESS, tid) == cpu_priority.LOWEST:
                 break
             threading.Event().wait(0.01)
-        assert os.getpriority(os.PRIO_PROCESS, tid) == background.LOWEST
-        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != background.LOWEST
+        assert os.getpriority(os.PRIO_PROCESS, tid) == cpu_priority.LOWEST
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != cpu_priority.LOWEST
     finally:
         flusher.stop()
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from .. import cpu_priority
 from . import claude_sql as q
 from .claude_paths import LogFile
 
@@ -101,21 +100,14 @@ PARSE_NICENESS = 5   # added to the parse threads' nice value
 
 
 def _yield_to_the_writer() -> None:
-    """Run this parse thread at a lower priority (Linux: a thread's own nice value).
+    """Run this parse thread at a lower priority than the thread that started the import.
 
     Why: the store writer runs beside the parse threads, three busy threads on two cores; at
     equal priority it fell behind and wrote alone for a second after parsing ended while a
     core idled. Deprioritised parse threads let it keep up: 8 of 8 alternating runs on 1 GB
     were faster (~4%, benchmarks/RESULTS.md). The same keeps a scheduled import from taking
-    CPU from the notebooks it runs beside."""
-    if sys.platform != "linux":   # elsewhere the call would renice the whole process
-        return
-    tid = threading.get_native_id()
-    try:  # relative to what the import was started with (``nice llmlab import ...``)
-        os.setpriority(os.PRIO_PROCESS, tid, min(os.getpriority(os.PRIO_PROCESS, tid)
-                                                 + PARSE_NICENESS, 19))
-    except OSError:
-        pass
+    CPU from the notebooks it runs beside. Relative, so ``nice llmlab import`` stays nicer."""
+    cpu_priority.set_this_thread(cpu_priority.this_thread() + PARSE_NICENESS)
 
 
 def read_ahead(works: list[Work]) -> None:

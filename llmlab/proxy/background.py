@@ -17,10 +17,8 @@ slow calls about fourfold:
 
 from __future__ import annotations
 
-import os
-import threading
+from .. import cpu_priority
 
-LOWEST = 19
 _enabled = False
 
 
@@ -44,10 +42,6 @@ def disable() -> None:
 
 def lower_this_thread() -> None:
     """Give the calling thread (and the threads it starts) the lowest CPU priority, if enabled
-    and the platform allows it (Linux: a thread's own nice value); otherwise nothing."""
-    if not _enabled or not hasattr(os, "setpriority"):
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST)
-    except OSError:
-        pass
+    and the platform allows it (llmlab/cpu_priority.py); otherwise nothing."""
+    if _enabled:
+        cpu_priority.set_this_thread(cpu_priority.LOWEST)
