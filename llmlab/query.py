@@ -297,9 +297,8 @@ class Lab:
         that started at another time is not returned.
         """
         where, params = "request_id = ?", [str(request_id)]
-        if started_at is not None:
-            to_py = getattr(started_at, "to_pydatetime", None)   # a pandas Timestamp
-            where, params = where + " AND started_at = ?", params + [to_py() if to_py else started_at]
+        if started_at is not None:   # a datetime, or a pandas Timestamp (one, to DuckDB)
+            where, params = where + " AND started_at = ?", params + [started_at]
         with self.store.read() as con:
             cur = con.execute("SELECT * REPLACE (cost_usd::DOUBLE AS cost_usd) FROM requests "
                               f"WHERE {where}", params)

@@ -135,10 +135,10 @@ def m005_requests_without_primary_key(con: duckdb.DuckDBPyConnection) -> None:
 
     Every writer keeps ids unique itself, under the write lease that serialises writers: the
     flusher skips ids already stored (flush.py ``_UNSEEN``), the importers insert only new
-    keys. The key only cost: a Claude Code import of 1 GB 9% of its time (7 of 8 alternating
-    runs faster without it), its store 61 MiB instead of 23, and each flushed row ~5.7 us at
-    10M rows (benchmarks/RESULTS.md). DuckDB cannot drop a constraint, so the table is copied,
-    in the migration's transaction (rows, order and column types as they were).
+    keys. The key cost a Claude Code import of 1 GB 9% of its time (7 of 8 alternating runs
+    faster without it) and its store 61 MiB instead of 23; what the anti-join costs instead is
+    in docs/developers/storage.md ("Ingest"). DuckDB cannot drop a constraint, so the table is
+    copied, in the migration's transaction (rows, order and column types as they were).
     """
     con.execute("CREATE TABLE _llmlab_requests_copy AS SELECT * FROM requests")
     con.execute("DROP TABLE requests")

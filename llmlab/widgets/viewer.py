@@ -100,8 +100,7 @@ class RequestViewer:
             calls, self.total = self._page()
         self.table.widget.selected = ""
         self.table.show(calls)
-        self._started = (dict(zip(calls["request_id"], calls["started_at"]))
-                         if {"request_id", "started_at"} <= set(calls.columns) else {})
+        self._started = dict(zip(calls["request_id"], calls["started_at"]))
         first = self.page * PAGE_SIZE + 1 if self.total else 0
         last = min(self.total, (self.page + 1) * PAGE_SIZE)
         self.position.value = (f'<span class="llmlab-muted">{first:,}–{last:,} of '
