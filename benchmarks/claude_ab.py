@@ -18,7 +18,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from claude_corpus import generate  # noqa: E402
 from claude_parity import ccusage_binary, load, timed  # noqa: E402
-from proxy_ab import worktree  # noqa: E402
+from proxy_ab import remove_worktree, worktree  # noqa: E402
 
 
 def main() -> int:
@@ -73,7 +72,7 @@ def main() -> int:
     finally:
         for path in code.values():
             if path is not None:
-                subprocess.run(["git", "worktree", "remove", "--force", str(path)], check=False)
+                remove_worktree(path)
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
 

@@ -37,6 +37,11 @@ def worktree(ref: str, into: Path) -> Path:
     return into
 
 
+def remove_worktree(tree: Path) -> None:
+    subprocess.run(["git", "-C", str(pb.ROOT), "worktree", "remove", "--force", str(tree)],
+                   check=False)
+
+
 def start_variant(name: str, code: Path | None, traits: list[str], config: Path, work: Path,
                   env: dict) -> tuple[subprocess.Popen, pb.Target]:
     d = work / name
@@ -125,8 +130,7 @@ def main() -> None:
             pb.stop(proc)
         pb.stop(upstream)
         for tree in trees:
-            subprocess.run(["git", "-C", str(pb.ROOT), "worktree", "remove", "--force", str(tree)],
-                           check=False)
+            remove_worktree(tree)
 
 
 if __name__ == "__main__":
